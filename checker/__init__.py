@@ -1,0 +1,1 @@
+"""The model checker: exploration, refinement, traces and proofs; it knows nothing of WormSpace."""

@@ -1,0 +1,5 @@
+"""``python -m wormspace``: the same as the ``wormspace`` command."""
+
+from wormspace.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,6 @@
+"""The ``wormspace`` command line."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    return 0

@@ -1,0 +1,1 @@
+"""The networked implementation: sans-IO cores, storage, network, applications, simulator."""

@@ -1,0 +1,1 @@
+"""Protocol modules of each layer, written over the interface of the layer below."""

@@ -1,0 +1,1 @@
+"""Examples of models that are not WormSpace layers (TwoPhase over TCommit)."""

@@ -1,0 +1,1 @@
+"""Refinement trace tests: traces of the implementation checked against the models."""

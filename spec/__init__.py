@@ -1,0 +1,1 @@
+"""Atomic interfaces (specifications) of each layer, as models."""
