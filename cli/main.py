@@ -1,6 +1,189 @@
-"""The ``wormspace`` command line."""
+"""The ``wormspace`` command line.
+
+Subcommands: ``list`` (the catalog), ``check`` (explore a model: BFS or simulation). Exit codes
+follow TLC: 0 no error, 11 deadlock, 12 invariant or refinement violated, 13 liveness, 150 a bad
+model, 151 bad parameters, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from wormspace import __version__
+from wormspace.catalog import BY_NAME, ENTRIES
+from wormspace.checker.model import Model, ModelError, ParameterError
+from wormspace.checker.registry import Entry, instantiate, parse_assignments
+from wormspace.checker.result import EXIT_BAD_MODEL, EXIT_BAD_PARAMS, EXIT_USAGE, CheckResult
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point."""
+class _Usage(Exception):
+    """Bad usage detected after argument parsing."""
+
+
+def _entry_and_model(name: str, raw_params: Sequence[str]) -> tuple[Entry | None, Model[Any]]:
+    raw = parse_assignments(raw_params)
+    entry = BY_NAME.get(name)
+    if entry is not None:
+        return entry, instantiate(entry.target, entry.params, raw, name)
+    if ":" not in name:
+        known = ", ".join(e.name for e in ENTRIES)
+        raise ModelError(f"unknown model {name!r}; registered: {known} "
+                         "(or give package.module:attribute)")
+    return None, instantiate(name, {}, raw, name)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print the catalog."""
+    out = sys.stdout
+    for kind, title in (("spec", "Specifications"), ("model", "Models")):
+        out.write(f"{title}:\n")
+        for e in ENTRIES:
+            if e.kind != kind:
+                continue
+            extra = f" (refines {e.refines})" if e.refines else ""
+            proof = " [prove]" if e.proof else ""
+            out.write(f"  {e.name:<18} {e.description}{extra}{proof}\n")
+            for pname, p in e.params.items():
+                choices = f"; one of {', '.join(repr(c) for c in p.choices)}" if p.choices else ""
+                out.write(f"      -p {pname}={p.default!r:<8} {p.help}{choices}\n")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Explore a model and report like TLC."""
+    from wormspace.checker.explore import check
+    from wormspace.checker.output import ProgressPrinter, print_header, print_result
+    from wormspace.checker.simulate import simulate
+
+    if args.simulate is not None and args.depth is None:
+        raise _Usage("--simulate N needs --depth D")
+    if args.simulate is None and (args.depth is not None or args.seed is not None):
+        raise _Usage("--depth and --seed go with --simulate N")
+    _entry, model = _entry_and_model(args.name, args.param)
+    out = sys.stdout
+    options = []
+    if not args.deadlock:
+        options.append("deadlock check off")
+    if args.symmetry:
+        options.append("symmetry")
+    ref = model.refinement() if args.refinement else None
+    if ref is not None:
+        options.append(f"refinement of {ref.spec.name}")
+    if args.simulate is not None:
+        options.append(f"simulation: {args.simulate} behaviours, depth {args.depth}, "
+                       f"seed {args.seed or 0}")
+    print_header(out, model.name, model.params, options)
+    printer = ProgressPrinter(out)
+    try:
+        if args.simulate is not None:
+            if args.symmetry:
+                raise _Usage("--symmetry applies to exhaustive search, not to --simulate")
+            result: CheckResult = simulate(
+                model, behaviours=args.simulate, depth=args.depth, seed=args.seed or 0,
+                deadlock=args.deadlock, refinement=args.refinement, progress=printer,
+                progress_interval=args.progress_interval)
+        else:
+            result = check(model, deadlock=args.deadlock, symmetry=args.symmetry,
+                           refinement=args.refinement, progress=printer,
+                           progress_interval=args.progress_interval)
+    finally:
+        printer.close()
+    print_result(out, result, coverage=not args.no_coverage)
+    _write_outputs(args, model, result)
+    return result.exit_code
+
+
+def _write_outputs(args: argparse.Namespace, model: Model[Any], result: CheckResult) -> None:
+    from wormspace.checker.traces import itf_document, result_json, trace_json
+
+    def write(path: str, text: str, what: str) -> None:
+        p = Path(path)
+        if p.parent and not p.parent.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        sys.stdout.write(f"Wrote {what} to {p}\n")
+
+    if args.json:
+        write(args.json, json.dumps(result_json(result), indent=2) + "\n", "the result")
+    if args.trace:
+        doc = {"model": result.model, "params": result.params, "result": result.result,
+               "violated": result.violated, "trace": trace_json(result.trace)}
+        write(args.trace, json.dumps(doc, indent=2, default=str) + "\n", "the trace (JSON)")
+    if args.itf:
+        write(args.itf, json.dumps(itf_document(result), indent=2) + "\n", "the trace (ITF)")
+    if args.dot:
+        from wormspace.checker.graph import state_graph, to_dot
+
+        g = state_graph(model, symmetry=args.symmetry)
+        write(args.dot, to_dot(model, g),
+              f"the state graph ({g.number_of_nodes()} states, {g.number_of_edges()} edges)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used by the docs' examples)."""
+    parser = argparse.ArgumentParser(
+        prog="wormspace",
+        description="WormSpace: layered models of write-once registers, an explicit-state "
+        "model checker, Z3 proofs and a networked implementation checked against its models.",
+    )
+    parser.add_argument("--version", action="version", version=f"wormspace {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p_list = sub.add_parser("list", help="list registered specifications and models")
+    p_list.set_defaults(func=cmd_list)
+
+    p_check = sub.add_parser("check", help="model-check a registered model (or module:attr)")
+    p_check.add_argument("name", metavar="NAME", help="registered name or package.module:attribute")
+    p_check.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                         help="set a model parameter (repeatable)")
+    p_check.add_argument("--no-deadlock", dest="deadlock", action="store_false",
+                         help="do not report states without successors")
+    p_check.add_argument("--symmetry", action="store_true",
+                         help="exact symmetry reduction (one state per orbit)")
+    p_check.add_argument("--no-refinement", dest="refinement", action="store_false",
+                         help="do not check the model's refinement mapping")
+    p_check.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    p_check.add_argument("--trace", metavar="FILE", help="write the counterexample as JSON")
+    p_check.add_argument("--itf", metavar="FILE", help="write the counterexample as ITF")
+    p_check.add_argument("--dot", metavar="FILE", help="write the state graph as Graphviz DOT")
+    p_check.add_argument("--simulate", type=int, metavar="N",
+                         help="random simulation of N behaviours instead of exhaustive search")
+    p_check.add_argument("--depth", type=int, metavar="D", help="steps per simulated behaviour")
+    p_check.add_argument("--seed", type=int, metavar="S", help="simulation seed (default 0)")
+    p_check.add_argument("--no-coverage", action="store_true", help="omit coverage statistics")
+    p_check.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS",
+                         help="seconds between progress lines (default 5)")
+    p_check.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        code: int = args.func(args)
+        return code
+    except _Usage as exc:
+        parser.error(str(exc))  # exits with 2
+        return EXIT_USAGE
+    except ParameterError as exc:
+        sys.stderr.write(f"Error: bad parameter: {exc}\n")
+        return EXIT_BAD_PARAMS
+    except ModelError as exc:
+        sys.stderr.write(f"Error: bad model: {exc}\n")
+        return EXIT_BAD_MODEL
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        return 130

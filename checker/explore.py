@@ -1,0 +1,451 @@
+"""Breadth-first exploration: invariants, deadlocks, state constraints, symmetry, refinement.
+
+The search follows TLC's conventions so that its numbers can be compared with TLC's:
+
+* *generated* counts the initial states plus every successor computed, duplicates included;
+* *distinct* counts states stored (one per symmetry orbit with ``symmetry=True``);
+* *depth* is the number of BFS levels, the initial states being level 1;
+* a *deadlock* is a state with no successor at all (a step back to the same state counts);
+* a successor outside the state constraint is generated and checked against the invariants but
+  neither stored nor expanded;
+* refinement (TLC's implied action) is checked on every edge, including edges to states
+  already seen.
+
+Storage: a dict from fingerprint to the parent's fingerprint. States themselves live only in
+the BFS frontier, so memory per distinct state is one dict entry; counterexample traces are
+rebuilt by replaying the model along the fingerprint path, as TLC does.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .fingerprint import UnstableStateError, collision_probability, validate_state
+from .model import Action, Model, ModelError, Refinement
+from .traces import tla_value
+from .result import DEADLOCK, INVARIANT, OK, REFINEMENT, CheckResult, TraceStep
+
+#: How many of the first distinct states are validated for fingerprint stability.
+VALIDATE_FIRST = 2000
+#: Check the clock every this many expanded states (a power of two minus one, as a mask).
+_CLOCK_MASK = 0x3FF
+
+
+@dataclass
+class Progress:
+    """A snapshot passed to a progress callback during a long search."""
+
+    seconds: float
+    depth: int
+    generated: int
+    distinct: int
+    queue: int
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+class _Stop(Exception):
+    """Internal: a violation was found; carries the verdict."""
+
+    def __init__(self, kind: str, name: str, parent_fp: int | None, state: Any, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.name = name
+        self.parent_fp = parent_fp
+        self.state = state
+        self.message = message
+
+
+def check(
+    model: Model[Any],
+    *,
+    deadlock: bool = True,
+    symmetry: bool = False,
+    refinement: bool = True,
+    progress: ProgressFn | None = None,
+    progress_interval: float = 5.0,
+) -> CheckResult:
+    """Explore every reachable state of ``model`` breadth-first and check it.
+
+    Returns a :class:`CheckResult`; a violation comes with a shortest trace. Raises
+    :class:`ModelError` when the model itself misbehaves (an action raises, a state is not
+    fingerprintable, a symmetry was asked of a model without one).
+    """
+    if symmetry and not model.has_symmetry():
+        raise ModelError(f"model {model.name!r} defines no symmetry (canonical); drop --symmetry")
+    explorer = _Explorer(model, deadlock, symmetry, refinement, progress, progress_interval)
+    # States are immutable, acyclic values, so the cyclic garbage collector has nothing to
+    # find in them; left on, it re-traverses every stored tuple as the search allocates.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return explorer.run()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+class _Explorer:
+    """One BFS run; the state of the search lives here, the hot loop in ``_search``."""
+
+    def __init__(
+        self,
+        model: Model[Any],
+        deadlock: bool,
+        symmetry: bool,
+        refinement: bool,
+        progress: ProgressFn | None,
+        progress_interval: float,
+    ) -> None:
+        self.model = model
+        self.deadlock = deadlock
+        self.symmetry = symmetry
+        self.progress = progress
+        self.progress_interval = progress_interval
+        self.actions: Sequence[Action[Any]] = _call(model, "actions", model.actions)
+        self.invariants = list(_call(model, "invariants", model.invariants).items())
+        self.refinement: Refinement[Any, Any] | None = (
+            _call(model, "refinement", model.refinement) if refinement else None
+        )
+        self.spec_succ_cache: dict[Any, frozenset[Any]] = {}
+        self.result = CheckResult(
+            model=model.name,
+            params=dict(model.params),
+            symmetry=symmetry,
+            deadlock_check=deadlock,
+            refinement_checked=self.refinement.spec.name if self.refinement else None,
+        )
+        self.cov_distinct = [0] * len(self.actions)
+        self.cov_generated = [0] * len(self.actions)
+        self.seen: dict[int, int | None] = {}
+
+    # -- fingerprints -------------------------------------------------------------------------
+
+    def fp(self, s: Any) -> int:
+        """Fingerprint of a state (of its orbit representative with symmetry)."""
+        return hash(self.model.canonical(s)) if self.symmetry else hash(s)
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def run(self) -> CheckResult:
+        res = self.result
+        t0 = time.perf_counter()
+        try:
+            self._search(t0)
+        except _Stop as stop:
+            res.result = stop.kind
+            res.violated = stop.name
+            res.message = stop.message
+            res.trace = self._trace(stop.parent_fp, stop.state)
+        res.seconds = time.perf_counter() - t0
+        res.distinct = len(self.seen)
+        res.collision_probability = collision_probability(res.distinct, res.generated)
+        res.coverage = {
+            a.name: [self.cov_distinct[i], self.cov_generated[i]] for i, a in enumerate(self.actions)
+        }
+        return res
+
+    def _search(self, t0: float) -> None:
+        model, res, seen = self.model, self.result, self.seen
+        canonical = model.canonical
+        symmetry = self.symmetry
+        bounded = model.has_bounds()
+        within = model.within_bounds
+        invariants = self.invariants
+        deadlock = self.deadlock
+        ref = self.refinement
+        succ_fns = [a.successors for a in self.actions]
+        cov_d, cov_g = self.cov_distinct, self.cov_generated
+        n_actions = len(succ_fns)
+        validate = VALIDATE_FIRST
+
+        # Initial states: level 1.
+        frontier: list[Any] = []
+        frontier_fps: list[int] = []
+        inits = list(_call(model, "init_states", model.init_states))
+        if not inits:
+            raise ModelError(f"model {model.name!r} has no initial state")
+        res.generated = len(inits)
+        spec_inits: frozenset[Any] | None = None
+        if ref is not None:
+            spec_inits = frozenset(_call(ref.spec, "init_states", ref.spec.init_states))
+        for s in inits:
+            self._validate(s, None)
+            fp = self._fp_checked(s, None)
+            if ref is not None and spec_inits is not None:
+                m = self._map(s)
+                if m not in spec_inits:
+                    raise _Stop(REFINEMENT, "initial state", None, s,
+                                f"the initial state maps to {m!r}, not an initial state of "
+                                f"{ref.spec.name}")
+            in_model = not bounded or within(s)
+            if in_model:
+                if fp in seen:
+                    continue
+                seen[fp] = None
+            self._check_invariants(s, None)
+            if in_model:
+                frontier.append(s)
+                frontier_fps.append(fp)
+        levels = [len(frontier)]
+        depth = 1 if frontier else 0
+        generated = res.generated
+        last_report = t0
+        expanded = 0
+        refmap = ref.mapping if ref is not None else None
+        spec_succ = self._spec_successors
+
+        while frontier:
+            nxt: list[Any] = []
+            nxt_fps: list[int] = []
+            push, push_fp = nxt.append, nxt_fps.append
+            for idx in range(len(frontier)):
+                s = frontier[idx]
+                fs = frontier_fps[idx]
+                start_generated = generated
+                ms = refmap(s) if refmap is not None else None
+                ai = 0
+                try:
+                    while ai < n_actions:
+                        before = generated
+                        for _params, t in succ_fns[ai](s):
+                            generated += 1
+                            if refmap is not None:
+                                mt = refmap(t)
+                                if mt != ms and mt not in spec_succ(ms):
+                                    raise _Stop(REFINEMENT, self.actions[ai].name, fs, t,
+                                                self._refinement_message(ai, ms, mt))
+                            fp = hash(canonical(t)) if symmetry else hash(t)
+                            if fp in seen:
+                                continue
+                            if bounded and not within(t):
+                                for name, inv in invariants:
+                                    if not inv(t):
+                                        raise _Stop(INVARIANT, name, fs, t,
+                                                    f"Invariant {name} is violated.")
+                                continue
+                            seen[fp] = fs
+                            cov_d[ai] += 1
+                            for name, inv in invariants:
+                                if not inv(t):
+                                    raise _Stop(INVARIANT, name, fs, t,
+                                                f"Invariant {name} is violated.")
+                            if validate:
+                                validate -= 1
+                                self._validate(t, self.actions[ai])
+                            push(t)
+                            push_fp(fp)
+                        cov_g[ai] += generated - before
+                        ai += 1
+                except _Stop:
+                    res.generated = generated
+                    res.depth = depth
+                    res.left_on_queue = len(frontier) - idx + len(nxt)
+                    res.levels = levels
+                    raise
+                except Exception as exc:  # the model misbehaved: name where
+                    raise self._model_error(exc, s, ai) from exc
+                if generated == start_generated and deadlock:
+                    res.generated = generated
+                    res.depth = depth
+                    res.left_on_queue = len(frontier) - idx - 1 + len(nxt)
+                    res.levels = levels
+                    raise _Stop(DEADLOCK, "deadlock", self.seen[fs], s, "Deadlock reached.")
+                expanded += 1
+                if self.progress is not None and not expanded & _CLOCK_MASK:
+                    now = time.perf_counter()
+                    if now - last_report >= self.progress_interval:
+                        last_report = now
+                        self.progress(Progress(now - t0, depth, generated, len(seen),
+                                               len(frontier) - idx - 1 + len(nxt)))
+            if nxt:
+                depth += 1
+                levels.append(len(nxt))
+            frontier, frontier_fps = nxt, nxt_fps
+        res.generated = generated
+        res.depth = depth
+        res.levels = levels
+        res.left_on_queue = 0
+        res.result = OK
+
+    # -- helpers (off the hot path) -----------------------------------------------------------
+
+    def _fp_checked(self, s: Any, action: Action[Any] | None) -> int:
+        try:
+            return self.fp(s)
+        except TypeError as exc:
+            where = f"action {action.name}" if action else "init_states"
+            raise ModelError(
+                f"model {self.model.name!r}: {where} produced an unhashable state {s!r:.200}: {exc}"
+            ) from exc
+
+    def _validate(self, s: Any, action: Action[Any] | None) -> None:
+        try:
+            validate_state(s)
+            if self.symmetry:
+                validate_state(self.model.canonical(s), "canonical(state)")
+        except UnstableStateError as exc:
+            where = f"action {action.name}" if action else "init_states"
+            raise ModelError(f"model {self.model.name!r}: {where} produced a state whose {exc}")
+
+    def _check_invariants(self, s: Any, parent: int | None) -> None:
+        for name, inv in self.invariants:
+            try:
+                ok = inv(s)
+            except Exception as exc:
+                raise ModelError(
+                    f"model {self.model.name!r}: invariant {name} raised "
+                    f"{type(exc).__name__}: {exc} on state {self._show(s)}"
+                ) from exc
+            if not ok:
+                raise _Stop(INVARIANT, name, parent, s, f"Invariant {name} is violated.")
+
+    def _map(self, s: Any) -> Any:
+        assert self.refinement is not None
+        try:
+            return self.refinement.mapping(s)
+        except Exception as exc:
+            raise ModelError(
+                f"model {self.model.name!r}: the refinement mapping raised "
+                f"{type(exc).__name__}: {exc} on state {self._show(s)}"
+            ) from exc
+
+    def _refinement_message(self, ai: int, ms: Any, mt: Any) -> str:
+        assert self.refinement is not None
+        spec = self.refinement.spec
+        try:
+            before, after = dict(spec.variables(ms)), dict(spec.variables(mt))
+            changed = {k: (v, after.get(k)) for k, v in before.items() if after.get(k) != v}
+            shown = "; ".join(f"{k}: {tla_value(a)} -> {tla_value(b)}" for k, (a, b) in changed.items())
+        except Exception:
+            shown = f"{ms!r} -> {mt!r}"
+        return (f"step {self.actions[ai].name} maps to a step of {spec.name} ({shown}) that "
+                f"{spec.name} does not allow")
+
+    def _spec_successors(self, m: Any) -> frozenset[Any]:
+        cached = self.spec_succ_cache.get(m)
+        if cached is None:
+            assert self.refinement is not None
+            spec = self.refinement.spec
+            out = []
+            for a in spec.actions():
+                try:
+                    out.extend(t for _p, t in a.successors(m))
+                except Exception as exc:
+                    raise ModelError(
+                        f"spec {spec.name!r}: action {a.name} raised {type(exc).__name__}: {exc} "
+                        f"on the mapped state {m!r:.200}"
+                    ) from exc
+            cached = self.spec_succ_cache[m] = frozenset(out)
+        return cached
+
+    def _model_error(self, exc: Exception, s: Any, ai: int) -> ModelError:
+        if isinstance(exc, ModelError):
+            return exc
+        name = self.actions[ai].name if ai < len(self.actions) else "?"
+        if isinstance(exc, TypeError) and "unhashable" in str(exc):
+            what = f"action {name} produced an unhashable state ({exc})"
+        else:
+            what = f"action {name} raised {type(exc).__name__}: {exc}"
+        return ModelError(f"model {self.model.name!r}: {what}, in state {self._show(s)}")
+
+    def _show(self, s: Any) -> str:
+        try:
+            return repr(dict(self.model.variables(s)))[:400]
+        except Exception:
+            return repr(s)[:400]
+
+    # -- traces -------------------------------------------------------------------------------
+
+    def _trace(self, parent_fp: int | None, last: Any) -> list[TraceStep]:
+        """The shortest trace ending in ``last``, whose predecessor has ``parent_fp``."""
+        path: list[int] = []
+        fp = parent_fp
+        while fp is not None:
+            path.append(fp)
+            fp = self.seen.get(fp)
+        path.reverse()
+        return replay(self.model, path, last, self.symmetry, self.refinement)
+
+
+def replay(
+    model: Model[Any],
+    fps: list[int],
+    last: Any,
+    symmetry: bool,
+    refinement: Refinement[Any, Any] | None,
+) -> list[TraceStep]:
+    """Rebuild a trace from its fingerprints by re-running the model, then step to ``last``."""
+    canon: Callable[[Any], Any] = model.canonical if symmetry else (lambda x: x)
+    actions = model.actions()
+    steps: list[tuple[Action[Any] | None, tuple[Any, ...], Any]] = []
+    if fps:
+        cur = next((s for s in model.init_states() if hash(canon(s)) == fps[0]), None)
+        if cur is None:
+            raise ModelError(f"model {model.name!r}: initial states are not deterministic")
+        steps.append((None, (), cur))
+        for want in fps[1:]:
+            cur_step = _find_step(actions, cur, lambda t, w=want: hash(canon(t)) == w)
+            if cur_step is None:
+                raise ModelError(f"model {model.name!r}: actions are not deterministic (replay)")
+            steps.append(cur_step)
+            cur = cur_step[2]
+        last_step = _find_step(actions, cur, lambda t: t == last)
+        steps.append(last_step if last_step is not None else (None, (), last))
+    else:
+        steps.append((None, (), last))
+    out = []
+    for act, params, st in steps:
+        spec_vars = None
+        if refinement is not None:
+            try:
+                spec_vars = dict(refinement.spec.variables(refinement.mapping(st)))
+            except Exception:
+                spec_vars = {"mapping": "<raised>"}
+        out.append(
+            TraceStep(
+                action=act.name if act else None,
+                params=act.params_dict(params) if act else {},
+                label=act.describe(params) if act else "Initial predicate",
+                state=st,
+                variables=dict(model.variables(st)),
+                spec_variables=spec_vars,
+            )
+        )
+    return out
+
+
+def _find_step(
+    actions: Sequence[Action[Any]], s: Any, match: Callable[[Any], bool]
+) -> tuple[Action[Any], tuple[Any, ...], Any] | None:
+    for a in actions:
+        for params, t in a.successors(s):
+            if match(t):
+                return a, params, t
+    return None
+
+
+def _call(model: Model[Any], what: str, fn: Callable[[], Any]) -> Any:
+    try:
+        out = fn()
+        if what == "init_states":
+            out = list(out)
+        return out
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(
+            f"model {getattr(model, 'name', model)!r}: {what}() raised {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def iter_successors(model: Model[Any], s: Any) -> Iterable[tuple[Action[Any], Any, Any]]:
+    """Every step ``(action, params, t)`` out of ``s`` (for simulation and graphs)."""
+    for a in model.actions():
+        for params, t in a.successors(s):
+            yield a, params, t
