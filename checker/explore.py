@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .expand import Found, locate, make_expander
 from .fingerprint import UnstableStateError, collision_probability, validate_state
 from .model import Action, Model, ModelError, Refinement
 from .traces import tla_value
@@ -31,8 +32,6 @@ from .result import DEADLOCK, INVARIANT, OK, REFINEMENT, CheckResult, TraceStep
 
 #: How many of the first distinct states are validated for fingerprint stability.
 VALIDATE_FIRST = 2000
-#: Check the clock every this many expanded states (a power of two minus one, as a mask).
-_CLOCK_MASK = 0x3FF
 
 
 @dataclass
@@ -69,8 +68,12 @@ def check(
     refinement: bool = True,
     progress: ProgressFn | None = None,
     progress_interval: float = 5.0,
+    invariants: Sequence[str] | None = None,
 ) -> CheckResult:
     """Explore every reachable state of ``model`` breadth-first and check it.
+
+    ``invariants`` selects which of the model's invariants to check (all by default), as the
+    ``INVARIANT`` lines of a TLC configuration do.
 
     Returns a :class:`CheckResult`; a violation comes with a shortest trace. Raises
     :class:`ModelError` when the model itself misbehaves (an action raises, a state is not
@@ -79,6 +82,13 @@ def check(
     if symmetry and not model.has_symmetry():
         raise ModelError(f"model {model.name!r} defines no symmetry (canonical); drop --symmetry")
     explorer = _Explorer(model, deadlock, symmetry, refinement, progress, progress_interval)
+    if invariants is not None:
+        available = dict(explorer.invariants)
+        unknown = [n for n in invariants if n not in available]
+        if unknown:
+            raise ModelError(f"model {model.name!r} has no invariant {', '.join(unknown)} "
+                             f"(invariants: {', '.join(available) or 'none'})")
+        explorer.invariants = [(n, available[n]) for n in invariants]
     # States are immutable, acyclic values, so the cyclic garbage collector has nothing to
     # find in them; left on, it re-traverses every stored tuple as the search allocates.
     gc_was_enabled = gc.isenabled()
@@ -152,17 +162,11 @@ class _Explorer:
 
     def _search(self, t0: float) -> None:
         model, res, seen = self.model, self.result, self.seen
-        canonical = model.canonical
         symmetry = self.symmetry
         bounded = model.has_bounds()
         within = model.within_bounds
         invariants = self.invariants
-        deadlock = self.deadlock
         ref = self.refinement
-        succ_fns = [a.successors for a in self.actions]
-        cov_d, cov_g = self.cov_distinct, self.cov_generated
-        n_actions = len(succ_fns)
-        validate = VALIDATE_FIRST
 
         # Initial states: level 1.
         frontier: list[Any] = []
@@ -175,94 +179,72 @@ class _Explorer:
         if ref is not None:
             spec_inits = frozenset(_call(ref.spec, "init_states", ref.spec.init_states))
         for s in inits:
-            self._validate(s, None)
-            fp = self._fp_checked(s, None)
-            if ref is not None and spec_inits is not None:
-                m = self._map(s)
-                if m not in spec_inits:
-                    raise _Stop(REFINEMENT, "initial state", None, s,
-                                f"the initial state maps to {m!r}, not an initial state of "
-                                f"{ref.spec.name}")
-            in_model = not bounded or within(s)
-            if in_model:
-                if fp in seen:
-                    continue
-                seen[fp] = None
-            self._check_invariants(s, None)
-            if in_model:
-                frontier.append(s)
-                frontier_fps.append(fp)
+            try:
+                self._validate(s, None)
+                fp = self._fp_checked(s, None)
+                if ref is not None and spec_inits is not None:
+                    m = self._map(s)
+                    if m not in spec_inits:
+                        raise _Stop(REFINEMENT, "initial state", None, s,
+                                    f"the initial state maps to {m!r}, not an initial state of "
+                                    f"{ref.spec.name}")
+                in_model = not bounded or within(s)
+                if in_model:
+                    if fp in seen:
+                        continue
+                    seen[fp] = None
+                self._check_invariants(s, None)
+                if in_model:
+                    frontier.append(s)
+                    frontier_fps.append(fp)
+            except (ModelError, _Stop):
+                raise
+            except Exception as exc:
+                raise ModelError(
+                    f"model {model.name!r}: {type(exc).__name__}: {exc} while checking the "
+                    f"initial state {s!r:.300}"
+                ) from exc
         levels = [len(frontier)]
         depth = 1 if frontier else 0
         generated = res.generated
-        last_report = t0
-        expanded = 0
-        refmap = ref.mapping if ref is not None else None
-        spec_succ = self._spec_successors
+        clock = [t0]
 
+        def tick(gen: int, distinct: int, queue: int) -> None:
+            now = time.perf_counter()
+            if self.progress is not None and now - clock[0] >= self.progress_interval:
+                clock[0] = now
+                self.progress(Progress(now - t0, depth, gen, distinct, queue))
+
+        budget = [VALIDATE_FIRST]
+        expand = make_expander(
+            succ_fns=[a.successors for a in self.actions],
+            invariants=[inv for _name, inv in invariants],
+            canonical=model.canonical if symmetry else None,
+            within=within if bounded else None,
+            refmap=ref.mapping if ref is not None else None,
+            spec_succ=self._spec_successors if ref is not None else None,
+            deadlock=self.deadlock,
+            tick=tick if self.progress is not None else None,
+            check_state=lambda t, ai: self._validate(t, self.actions[ai]),
+            budget=budget,
+        )
         while frontier:
             nxt: list[Any] = []
             nxt_fps: list[int] = []
-            push, push_fp = nxt.append, nxt_fps.append
-            for idx in range(len(frontier)):
-                s = frontier[idx]
-                fs = frontier_fps[idx]
-                start_generated = generated
-                ms = refmap(s) if refmap is not None else None
-                ai = 0
-                try:
-                    while ai < n_actions:
-                        before = generated
-                        for _params, t in succ_fns[ai](s):
-                            generated += 1
-                            if refmap is not None:
-                                mt = refmap(t)
-                                if mt != ms and mt not in spec_succ(ms):
-                                    raise _Stop(REFINEMENT, self.actions[ai].name, fs, t,
-                                                self._refinement_message(ai, ms, mt))
-                            fp = hash(canonical(t)) if symmetry else hash(t)
-                            if fp in seen:
-                                continue
-                            if bounded and not within(t):
-                                for name, inv in invariants:
-                                    if not inv(t):
-                                        raise _Stop(INVARIANT, name, fs, t,
-                                                    f"Invariant {name} is violated.")
-                                continue
-                            seen[fp] = fs
-                            cov_d[ai] += 1
-                            for name, inv in invariants:
-                                if not inv(t):
-                                    raise _Stop(INVARIANT, name, fs, t,
-                                                f"Invariant {name} is violated.")
-                            if validate:
-                                validate -= 1
-                                self._validate(t, self.actions[ai])
-                            push(t)
-                            push_fp(fp)
-                        cov_g[ai] += generated - before
-                        ai += 1
-                except _Stop:
-                    res.generated = generated
-                    res.depth = depth
-                    res.left_on_queue = len(frontier) - idx + len(nxt)
-                    res.levels = levels
-                    raise
-                except Exception as exc:  # the model misbehaved: name where
-                    raise self._model_error(exc, s, ai) from exc
-                if generated == start_generated and deadlock:
-                    res.generated = generated
-                    res.depth = depth
-                    res.left_on_queue = len(frontier) - idx - 1 + len(nxt)
-                    res.levels = levels
-                    raise _Stop(DEADLOCK, "deadlock", self.seen[fs], s, "Deadlock reached.")
-                expanded += 1
-                if self.progress is not None and not expanded & _CLOCK_MASK:
-                    now = time.perf_counter()
-                    if now - last_report >= self.progress_interval:
-                        last_report = now
-                        self.progress(Progress(now - t0, depth, generated, len(seen),
-                                               len(frontier) - idx - 1 + len(nxt)))
+            try:
+                generated = expand(frontier, frontier_fps, 0, seen, generated, nxt, nxt_fps,
+                                   self.cov_distinct, self.cov_generated)
+            except Found as found:
+                res.generated = found.generated
+                res.depth = depth
+                res.levels = levels
+                raise self._stop(found, len(frontier) - found.idx - 1 + found.queued_next) from None
+            except (ModelError, _Stop):
+                raise
+            except Exception as exc:  # the model misbehaved: name where
+                where = locate(exc.__traceback__)
+                state, ai, line = where if where is not None else (None, -1, "")
+                raise self._model_error(exc, state, ai, line) from exc
             if nxt:
                 depth += 1
                 levels.append(len(nxt))
@@ -272,6 +254,24 @@ class _Explorer:
         res.levels = levels
         res.left_on_queue = 0
         res.result = OK
+
+    def _stop(self, found: Found, left_on_queue: int) -> _Stop:
+        """Turn a violation found in the loop into a verdict with its trace's end."""
+        self.result.left_on_queue = left_on_queue
+        fs = found.state_fp
+        if found.kind == DEADLOCK:
+            return _Stop(DEADLOCK, "deadlock", self.seen[fs], found.state, "Deadlock reached.")
+        name = self.actions[found.action].name
+        if found.kind == REFINEMENT:
+            ms, mt = found.extra
+            return _Stop(REFINEMENT, name, fs, found.successor,
+                         self._refinement_message(found.action, ms, mt))
+        t = found.successor
+        # The loop checks all invariants at once; find the first that fails.
+        for inv_name, inv in self.invariants:
+            if not inv(t):
+                return _Stop(INVARIANT, inv_name, fs, t, f"Invariant {inv_name} is violated.")
+        raise AssertionError("an invariant failed in the loop but holds on replay")
 
     # -- helpers (off the hot path) -----------------------------------------------------------
 
@@ -344,14 +344,26 @@ class _Explorer:
             cached = self.spec_succ_cache[m] = frozenset(out)
         return cached
 
-    def _model_error(self, exc: Exception, s: Any, ai: int) -> ModelError:
+    def _model_error(self, exc: Exception, s: Any, ai: int, line: str = "") -> ModelError:
         if isinstance(exc, ModelError):
             return exc
-        name = self.actions[ai].name if ai < len(self.actions) else "?"
-        if isinstance(exc, TypeError) and "unhashable" in str(exc):
-            what = f"action {name} produced an unhashable state ({exc})"
+        name = self.actions[ai].name if 0 <= ai < len(self.actions) else None
+        text = str(exc)
+        if "inv" in line and "succ_" not in line:
+            invs = ", ".join(n for n, _ in self.invariants)
+            what = f"an invariant ({invs}) raised {type(exc).__name__}: {text} on a successor"
+        elif "refmap" in line:
+            what = f"the refinement mapping raised {type(exc).__name__}: {text}"
+        elif "canonical" in line:
+            what = f"canonical() raised {type(exc).__name__}: {text}"
+        elif isinstance(exc, TypeError) and "unhashable" in text:
+            what = f"action {name} produced an unhashable state ({text})"
+        elif isinstance(exc, TypeError) and ("has no len" in text or "cannot unpack" in text
+                                             or "not iterable" in text):
+            what = (f"action {name} must return a list or tuple of (params, state) pairs "
+                    f"({text})")
         else:
-            what = f"action {name} raised {type(exc).__name__}: {exc}"
+            what = f"action {name} raised {type(exc).__name__}: {text}"
         return ModelError(f"model {self.model.name!r}: {what}, in state {self._show(s)}")
 
     def _show(self, s: Any) -> str:

@@ -5,7 +5,8 @@ A model is a small object, in the spirit of Stateright's ``Model`` trait:
 * ``name``: a short name used in output;
 * ``init_states()``: the initial states;
 * ``actions()``: named actions, each a function from a state to its successors with the
-  parameters that produced them (``(params, next_state)`` pairs);
+  parameters that produced them: a list or tuple of ``(params, next_state)`` pairs (a generator
+  function is accepted too, and wrapped);
 * ``invariants()``: named state predicates.
 
 Optional methods (the base class :class:`Model` gives defaults):
@@ -27,6 +28,7 @@ Python 3.11), so models use small-integer index constants and give readable name
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -49,6 +51,13 @@ class Action(Generic[S]):
     name: str
     successors: Callable[[S], Iterable[tuple[Params, S]]]
     param_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # The checker's loop takes len() of each batch of successors (TLC counts a batch at
+        # once); a generator function is wrapped so it returns a list.
+        if inspect.isgeneratorfunction(self.successors):
+            gen = self.successors
+            object.__setattr__(self, "successors", lambda s: list(gen(s)))
 
     def describe(self, params: Params) -> str:
         """``Name(p1=v1, ...)``, the way a step is shown in traces."""

@@ -17,6 +17,7 @@ one bit for Commit and one for Abort.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -190,8 +191,5 @@ class TwoPhase(Model[State]):
         }
 
     def refinement(self) -> Refinement[State, tuple[int, ...]]:
-        return Refinement(TCommit(rm=self.rm), _rm_states, "rmState |-> rmState")
-
-
-def _rm_states(s: State) -> tuple[int, ...]:
-    return s[0]
+        # itemgetter: the mapping runs on every edge, and a C-level getter is the cheapest call.
+        return Refinement(TCommit(rm=self.rm), operator.itemgetter(0), "rmState |-> rmState")

@@ -135,3 +135,34 @@ def test_state_constraint_still_checks_invariants_of_the_excluded_state() -> Non
     m.invariants = lambda: {"Below4": lambda s: s < 4}  # type: ignore[method-assign]
     r = check(m)
     assert r.result == "invariant" and r.trace[-1].state == 4
+
+
+def test_invariant_that_raises_on_a_successor_is_named() -> None:
+    m = Counter()
+    m.invariants = lambda: {"Odd": lambda s: 1 // (s - 2) >= -5}  # type: ignore[method-assign]
+    with pytest.raises(ModelError) as err:
+        check(m, deadlock=False)
+    assert "invariant" in str(err.value) and "ZeroDivisionError" in str(err.value)
+
+
+def test_generator_actions_are_accepted() -> None:
+    @dataclass
+    class Gen(Counter):
+        def actions(self) -> Sequence[Action[Any]]:
+            def inc(s: Any) -> Iterable[tuple[tuple[Any, ...], Any]]:
+                if s < self.limit:
+                    yield (), s + 1
+            return [Action("Inc", inc)]
+
+    r = check(Gen(limit=6), deadlock=False)
+    assert (r.distinct, r.generated, r.depth) == (7, 7, 7)
+
+
+def test_action_returning_a_generator_expression_gets_a_clear_error() -> None:
+    @dataclass
+    class GenExpr(Counter):
+        def actions(self) -> Sequence[Action[Any]]:
+            return [Action("Inc", lambda s: (((), x) for x in [s + 1] if s < 3))]
+
+    with pytest.raises(ModelError, match="must return a list or tuple"):
+        check(GenExpr(), deadlock=False)

@@ -1,0 +1,110 @@
+"""Benchmark: the checker on TwoPhase (7 and 8 RMs) side by side with a hand-written BFS.
+
+Each run is a fresh subprocess (so peak memory is its own), repeated; the table reports the
+best wall time, states generated per second, and peak resident memory per distinct state
+(peak RSS minus the RSS of the same process right before the search, over distinct states).
+The anchors (TLC 2.20 with 1 and 2 workers) are GOLDEN.md's measurements on this kind of
+machine; TLC itself is not run here.
+
+    python bench/checker_bench.py            # rm = 7 and 8, 3 repetitions
+    python bench/checker_bench.py --rm 7 --repeat 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+_CHILD = r"""
+import gc, json, resource, sys, time
+sys.path.insert(0, {here!r})
+which, rm = sys.argv[1], int(sys.argv[2])
+def rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+if which == "handwritten":
+    from handwritten_twophase import bfs
+    before = rss_kb()
+    t0 = time.perf_counter()
+    gc.disable()
+    distinct, generated, depth = bfs(rm)
+    seconds = time.perf_counter() - t0
+else:
+    from wormspace.checker.explore import check
+    from wormspace.model.examples.twophase import TwoPhase
+    model = TwoPhase(rm=rm)
+    before = rss_kb()
+    t0 = time.perf_counter()
+    r = check(model, refinement=(which == "checker+refinement"))
+    seconds = time.perf_counter() - t0
+    assert r.result == "ok", r.result
+    distinct, generated, depth = r.distinct, r.generated, r.depth
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(dict(which=which, rm=rm, distinct=distinct, generated=generated, depth=depth,
+                      seconds=seconds, peak_kb=peak, before_kb=before)))
+"""
+
+GOLDEN = {7: (296_448, 2_744_706, 23), 8: (1_745_408, 18_507_778, 26)}
+TLC = {7: "about 17 s (1 worker), about 12 s (2 workers)", 8: "41 s and 84 s (2 workers)"}
+RUNS = ("handwritten", "checker", "checker+refinement")
+
+
+def run_one(which: str, rm: int) -> dict[str, float]:
+    """One measurement in a fresh interpreter."""
+    code = _CHILD.format(here=str(HERE))
+    out = subprocess.run([sys.executable, "-c", code, which, str(rm)], capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rm", type=int, action="append", help="resource managers (repeatable)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "checker.json")
+    args = parser.parse_args()
+    sizes = args.rm or [7, 8]
+    rows = []
+    for rm in sizes:
+        for which in RUNS:
+            best: dict[str, float] | None = None
+            for i in range(args.repeat):
+                r = run_one(which, rm)
+                print(f"  rm={rm} {which:<20} run {i + 1}: {r['seconds']:.2f} s", file=sys.stderr)
+                if best is None or r["seconds"] < best["seconds"]:
+                    best = r
+            assert best is not None
+            if rm in GOLDEN:
+                assert (best["distinct"], best["generated"], best["depth"]) == GOLDEN[rm], best
+            best["bytes_per_state"] = (best["peak_kb"] - best["before_kb"]) * 1024 / best["distinct"]
+            rows.append(best)
+    print()
+    print(f"| RMs | run | distinct | generated | depth | best wall (s) of {args.repeat} | "
+          "states/s (generated) | peak bytes / distinct state | vs hand-written |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        base = next(x for x in rows if x["rm"] == r["rm"] and x["which"] == "handwritten")
+        print(f"| {r['rm']} | {r['which']} | {r['distinct']:,} | {r['generated']:,} | {r['depth']} "
+              f"| {r['seconds']:.2f} | {r['generated'] / r['seconds']:,.0f} "
+              f"| {r['bytes_per_state']:.0f} | {r['seconds'] / base['seconds']:.2f}x |")
+    for rm in sizes:
+        if rm in TLC:
+            print(f"| {rm} | TLC 2.20 (GOLDEN.md anchor) | | | | {TLC[rm]} | | | |")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

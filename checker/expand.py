@@ -1,0 +1,182 @@
+"""The checker's hot loop: expanding one BFS level, specialised to the features in use.
+
+Every successor of every state passes through this loop, so each test it makes costs millions
+of times per run. Rather than test "is refinement on? symmetry? a constraint?" for each
+successor, the loop is written once below as a template whose feature-specific lines carry a
+``#@feature`` (or ``#@!feature``) tag, and :func:`make_expander` compiles the variant with just
+the lines a run needs (as ``dataclasses`` and ``attrs`` generate their methods). Invariants are
+inlined into one ``and`` expression for the same reason.
+
+A violation is raised as :class:`Found`, carrying where the search was; a model that raises
+propagates its own exception, and the caller reads the failing state and action from the
+traceback (see :func:`locate`), so the loop pays nothing for error reporting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+#: Check the clock every this many expanded states (a power of two minus one, as a mask).
+PROGRESS_MASK = 0x3FF
+
+_TEMPLATE = """\
+def expand(frontier, frontier_fps, start, seen, generated, nxt, nxt_fps, cov_d, cov_g):
+    push = nxt.append
+    push_fp = nxt_fps.append
+    validate = budget[0]
+    for idx in range(start, len(frontier)):
+        s = frontier[idx]
+        fs = frontier_fps[idx]
+        first = generated  #@deadlock
+        ms = refmap(s)  #@ref
+        allowed = None  #@ref
+ACTIONS
+        if generated == first:  #@deadlock
+            raise Found("deadlock", idx, -1, s, fs, None, generated, len(nxt), None)  #@deadlock
+        if not idx & PROGRESS_MASK:  #@progress
+            tick(generated, len(seen), len(frontier) - idx - 1 + len(nxt))  #@progress
+    budget[0] = validate
+    return generated
+"""
+
+# One block per action, unrolled (AI is the action's index): no loop over actions, no
+# per-successor counter; like TLC, "generated" grows by the size of each successor batch.
+_ACTION_BLOCK = """\
+        succs = succ_AI(s)
+        if succs:
+            k = len(succs)
+            generated += k
+            cov_g[AI] += k
+            for _p, t in succs:
+                mt = refmap(t)  #@ref
+                if mt != ms:  #@ref
+                    if allowed is None:  #@ref
+                        allowed = spec_succ(ms)  #@ref
+                    if mt not in allowed:  #@ref
+                        raise Found("refinement", idx, AI, s, fs, t, generated, len(nxt), (ms, mt))  #@ref
+                fp = hash(canonical(t))  #@sym
+                fp = hash(t)  #@!sym
+                if fp in seen:
+                    continue
+                if not within(t):  #@bounds
+                    if not (INVARIANTS):  #@bounds_inv
+                        raise Found("invariant", idx, AI, s, fs, t, generated, len(nxt), None)  #@bounds_inv
+                    continue  #@bounds
+                seen[fp] = fs
+                cov_d[AI] += 1
+                if not (INVARIANTS):  #@inv
+                    raise Found("invariant", idx, AI, s, fs, t, generated, len(nxt), None)  #@inv
+                if validate:
+                    validate -= 1
+                    check_state(t, AI)
+                push(t)
+                push_fp(fp)
+"""
+
+
+class Found(Exception):
+    """A violation found while expanding: what, and where the search was."""
+
+    def __init__(self, kind: str, idx: int, action: int, state: Any, state_fp: int,
+                 successor: Any, generated: int, queued_next: int, extra: Any) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.idx = idx
+        self.action = action
+        self.state = state
+        self.state_fp = state_fp
+        self.successor = successor
+        self.generated = generated
+        self.queued_next = queued_next
+        self.extra = extra
+
+
+Expander = Callable[..., int]
+
+#: Generated sources by file name, so a model's exception can be located in them.
+_SOURCES: dict[str, list[str]] = {}
+_FILENAMES: dict[str, str] = {}
+
+
+def _source_line(code: Any, lineno: int) -> str:
+    lines = _SOURCES.get(code.co_filename, [])
+    return lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+
+
+def make_expander(
+    *,
+    succ_fns: Sequence[Callable[[Any], Any]],
+    invariants: Sequence[Callable[[Any], bool]],
+    canonical: Callable[[Any], Any] | None,
+    within: Callable[[Any], bool] | None,
+    refmap: Callable[[Any], Any] | None,
+    spec_succ: Callable[[Any], Any] | None,
+    deadlock: bool,
+    tick: Callable[[int, int, int], None] | None,
+    check_state: Callable[[Any, int], None],
+    budget: list[int],
+) -> Expander:
+    """Compile the level-expansion loop for this combination of features."""
+    features = {
+        "ref": refmap is not None,
+        "sym": canonical is not None,
+        "bounds": within is not None,
+        "inv": bool(invariants),
+        "bounds_inv": within is not None and bool(invariants),
+        "deadlock": deadlock,
+        "progress": tick is not None,
+    }
+    inv_names = [f"inv{i}" for i in range(len(invariants))]
+    inv_expr = " and ".join(f"{n}(t)" for n in inv_names)
+    blocks = "".join(_ACTION_BLOCK.replace("AI", str(i)) for i in range(len(succ_fns)))
+    lines = []
+    for line in _TEMPLATE.replace("ACTIONS\n", blocks).splitlines():
+        code, tag, feature = line.partition("  #@")
+        if tag:
+            wanted = not feature.startswith("!")
+            if features[feature.lstrip("!")] != wanted:
+                continue
+        lines.append(code.replace("INVARIANTS", inv_expr))
+    env: dict[str, Any] = {
+        "Found": Found,
+        "canonical": canonical,
+        "within": within,
+        "refmap": refmap,
+        "spec_succ": spec_succ,
+        "tick": tick,
+        "check_state": check_state,
+        "budget": budget,
+        "PROGRESS_MASK": PROGRESS_MASK,
+    }
+    env.update(zip(inv_names, invariants))
+    env.update((f"succ_{i}", fn) for i, fn in enumerate(succ_fns))
+    source = "\n".join(lines)
+    filename = _FILENAMES.setdefault(source, f"<checker expand loop {len(_FILENAMES)}>")
+    _SOURCES[filename] = source.splitlines()
+    exec(compile(source, filename, "exec"), env)  # noqa: S102
+    expander: Expander = env["expand"]
+    return expander
+
+
+def locate(tb: TracebackType | None) -> tuple[Any, int, str] | None:
+    """Where a model raised inside the loop: the state being expanded, the action index
+    (-1 if not in an action) and the generated source line that was running."""
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "expand" and frame.f_code.co_filename in _SOURCES:
+            # The failing call is on this line, e.g. "succs = succ_3(s)" or "... inv0(t) ...".
+            line = _source_line(frame.f_code, tb.tb_lineno).strip()
+            return frame.f_locals.get("s"), _last_action(frame.f_code, tb.tb_lineno), line
+        tb = tb.tb_next
+    return None
+
+
+def _last_action(code: Any, lineno: int) -> int:
+    """The action whose block contains ``lineno`` (the nearest ``succ_N(s)`` at or above it)."""
+    lines = _SOURCES.get(code.co_filename, [])
+    for line in reversed(lines[:lineno]):
+        if "= succ_" in line:
+            return int(line.split("succ_", 1)[1].split("(", 1)[0])
+    return -1
