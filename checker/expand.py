@@ -155,7 +155,7 @@ def make_expander(
     source = "\n".join(lines)
     filename = _FILENAMES.setdefault(source, f"<checker expand loop {len(_FILENAMES)}>")
     _SOURCES[filename] = source.splitlines()
-    exec(compile(source, filename, "exec"), env)  # noqa: S102
+    exec(compile(source, filename, "exec"), env)
     expander: Expander = env["expand"]
     return expander
 

@@ -27,8 +27,8 @@ from typing import Any
 from .expand import Found, locate, make_expander
 from .fingerprint import UnstableStateError, collision_probability, validate_state
 from .model import Action, Model, ModelError, Refinement
-from .traces import tla_value
 from .result import DEADLOCK, INVARIANT, OK, REFINEMENT, CheckResult, TraceStep
+from .traces import tla_value
 
 #: How many of the first distinct states are validated for fingerprint stability.
 VALIDATE_FIRST = 2000
@@ -291,7 +291,8 @@ class _Explorer:
                 validate_state(self.model.canonical(s), "canonical(state)")
         except UnstableStateError as exc:
             where = f"action {action.name}" if action else "init_states"
-            raise ModelError(f"model {self.model.name!r}: {where} produced a state whose {exc}")
+            raise ModelError(
+                f"model {self.model.name!r}: {where} produced a state whose {exc}") from None
 
     def _check_invariants(self, s: Any, parent: int | None) -> None:
         for name, inv in self.invariants:
@@ -332,7 +333,7 @@ class _Explorer:
         if cached is None:
             assert self.refinement is not None
             spec = self.refinement.spec
-            out = []
+            out: list[Any] = []
             for a in spec.actions():
                 try:
                     out.extend(t for _p, t in a.successors(m))
@@ -402,7 +403,11 @@ def replay(
             raise ModelError(f"model {model.name!r}: initial states are not deterministic")
         steps.append((None, (), cur))
         for want in fps[1:]:
-            cur_step = _find_step(actions, cur, lambda t, w=want: hash(canon(t)) == w)
+
+            def same_fp(t: Any, w: int = want) -> bool:
+                return hash(canon(t)) == w
+
+            cur_step = _find_step(actions, cur, same_fp)
             if cur_step is None:
                 raise ModelError(f"model {model.name!r}: actions are not deterministic (replay)")
             steps.append(cur_step)

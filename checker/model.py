@@ -27,8 +27,8 @@ Python 3.11), so models use small-integer index constants and give readable name
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
 import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -85,7 +85,7 @@ class Refinement(Generic[S, T]):
     """A refinement claim: every behaviour of the module, seen through ``mapping``, is a
     behaviour of ``spec`` (each step maps to a spec step or to a stutter)."""
 
-    spec: "Model[T]"
+    spec: Model[T]
     mapping: Callable[[S], T]
     description: str = ""
 

@@ -69,7 +69,7 @@ def simulate(
                 return _finish(res, INVARIANT, bad, path, model, ref, t0, seen, actions,
                                cov_d, cov_g, b + 1)
             for _ in range(depth):
-                steps = []
+                steps: list[tuple[int, Any, Any]] = []
                 for ai, a in enumerate(actions):
                     try:
                         out = list(a.successors(s))

@@ -49,10 +49,10 @@ def canonical_min(
     Exact as long as ``key`` is injective on states.
     """
     best = s
-    best_key = key(s) if key else s
+    best_key: Any = key(s) if key else s
     for g in group:
         image = apply(g, s)
-        k = key(image) if key else image
+        k: Any = key(image) if key else image
         if k < best_key:
             best, best_key = image, k
     return best

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from typing import Any
 
@@ -33,7 +34,7 @@ def _replays(model: TwoPhase, trace: list[Any]) -> bool:
     """Each step of the trace is a step of the model, by the action it names."""
     assert trace[0].state in list(model.init_states())
     actions = {a.name: a for a in model.actions()}
-    for prev, step in zip(trace, trace[1:]):
+    for prev, step in itertools.pairwise(trace):
         succ = [t for _p, t in actions[step.action].successors(prev.state)]
         if step.state not in succ:
             return False

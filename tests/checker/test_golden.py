@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
 from wormspace.checker.explore import check
 from wormspace.model.examples.twophase import TwoPhase
 from wormspace.spec.tcommit import TCommit

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
 from wormspace.checker.explore import check
 from wormspace.checker.fingerprint import UnstableStateError, validate_state
 from wormspace.checker.model import Action, Model, ModelError
