@@ -1,0 +1,220 @@
+"""An append-only log of checksummed records, with torn-tail recovery and atomic compaction.
+
+File format: the 8-byte magic ``WSLOG001``, then records, each
+``length (4 bytes, big-endian) | crc32(length bytes + payload) (4 bytes) | payload (msgpack)``.
+
+Durability: :meth:`RecordLog.commit` writes all its records with one ``write`` and then one
+``fsync``; only after it returns may the caller acknowledge them. A driver that gathers
+concurrent requests commits them together (group commit: one fsync for the batch).
+
+Recovery: :meth:`RecordLog.open` replays the records up to the first one that is incomplete or
+fails its checksum, and drops everything from there. A crash during an append leaves exactly
+such a tail, and its records were never acknowledged (no fsync returned), so dropping them is
+safe. The dropped bytes are first copied to a side file next to the log and reported, so
+nothing disappears silently: a *corrupt* (rather than *torn*) tail means the disk damaged data
+that may have been acknowledged, which a person should look at.
+
+Compaction: :meth:`RecordLog.rewrite` writes a new log holding only the given records to a
+temporary file, fsyncs it, renames it over the log and fsyncs the directory, so a crash leaves
+either the old log or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import msgpack
+
+MAGIC = b"WSLOG001"
+RECORD_HEADER = struct.Struct(">II")
+#: Largest record payload; a larger length field can only be damage.
+MAX_RECORD = 64 * 1024 * 1024
+
+
+class LogError(Exception):
+    """The log cannot be used: not a log file, in use by another process, or an I/O failure."""
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """The tail cut off a log at open time."""
+
+    offset: int  # file offset where the dropped bytes began
+    size: int  # how many bytes were dropped
+    reason: str  # "torn: ...", "zero-filled: ..." or "corrupt: ..."
+    saved_to: str  # side file holding a copy of the dropped bytes
+
+    @property
+    def torn(self) -> bool:
+        """True if the tail looks like an interrupted append (safe to drop), not damage."""
+        return not self.reason.startswith("corrupt")
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What opening a log found: how many records replayed, and what was dropped, if anything."""
+
+    records: int
+    dropped: Dropped | None = None
+
+
+def fsync_dir(directory: str) -> None:
+    """fsync a directory, making a create, rename or delete in it durable."""
+    fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def encode_record(payload: object) -> bytes:
+    """One record: header and msgpack payload."""
+    body: bytes = msgpack.packb(payload, use_bin_type=True)
+    if len(body) > MAX_RECORD:
+        raise LogError(f"record of {len(body)} bytes exceeds the maximum of {MAX_RECORD}")
+    length = struct.pack(">I", len(body))
+    return length + struct.pack(">I", zlib.crc32(length + body)) + body
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _scan(data: bytes) -> tuple[list[object], int, str | None]:
+    """Parse records after the magic: (payloads, end of the valid prefix, why it stopped)."""
+    out: list[object] = []
+    pos, end = len(MAGIC), len(data)
+    while pos < end:
+        if end - pos < RECORD_HEADER.size:
+            return out, pos, "torn: partial record header"
+        length, crc = RECORD_HEADER.unpack_from(data, pos)
+        if length > MAX_RECORD:
+            return out, pos, f"corrupt: record length {length} exceeds {MAX_RECORD}"
+        body_at = pos + RECORD_HEADER.size
+        if body_at + length > end:
+            return out, pos, f"torn: record of {length} bytes runs past the end of the file"
+        body = data[body_at : body_at + length]
+        if zlib.crc32(data[pos : pos + 4] + body) != crc:
+            return out, pos, "corrupt: checksum mismatch"
+        try:
+            out.append(msgpack.unpackb(body, raw=False, strict_map_key=False))
+        except Exception as exc:  # msgpack raises several types
+            return out, pos, f"corrupt: payload does not decode ({exc})"
+        pos = body_at + length
+    return out, pos, None
+
+
+class RecordLog:
+    """An open log file (exclusively locked); create with :meth:`open`."""
+
+    def __init__(self, path: str, fd: int, size: int, records: int) -> None:
+        self.path = path
+        self._fd = fd
+        self.size = size  # bytes in the file
+        self.records = records  # records in the file (replayed plus appended)
+
+    @classmethod
+    def open(cls, path: str) -> tuple[RecordLog, list[object], Recovery]:
+        """Open (creating if needed) the log at ``path``: the log, its payloads, the recovery."""
+        path = os.path.abspath(path)
+        if not os.path.exists(path):
+            _create(path, [])
+        fd = os.open(path, os.O_RDWR | os.O_APPEND)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise LogError(f"{path} is in use by another process") from None
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            if not data.startswith(MAGIC):
+                raise LogError(f"{path} is not a WormSpace log (bad magic {data[:8]!r})")
+            payloads, good, reason = _scan(data)
+            dropped = None
+            if reason is not None:
+                dropped = _drop_tail(path, fd, data, good, reason)
+            return cls(path, fd, good, len(payloads)), payloads, Recovery(len(payloads), dropped)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def append(self, payloads: Iterable[object]) -> int:
+        """Write records (one write call), *without* fsync: not yet durable. Returns how many."""
+        items = [encode_record(p) for p in payloads]
+        if items:
+            blob = b"".join(items)
+            _write_all(self._fd, blob)
+            self.size += len(blob)
+            self.records += len(items)
+        return len(items)
+
+    def sync(self) -> None:
+        """fsync the log: every appended record is durable when this returns."""
+        os.fsync(self._fd)
+
+    def commit(self, payloads: Iterable[object]) -> int:
+        """Append ``payloads`` and fsync once (group commit); returns how many were written."""
+        written = self.append(payloads)
+        if written:
+            self.sync()
+        return written
+
+    def rewrite(self, payloads: Iterable[object]) -> None:
+        """Replace the whole log by ``payloads`` atomically (compaction)."""
+        items = list(payloads)
+        _create(self.path, items)
+        # The old fd (and its lock) refer to the replaced file: reopen and relock the new one.
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.close(self._fd)
+        self._fd = fd
+        self.size = os.fstat(fd).st_size
+        self.records = len(items)
+
+    def close(self) -> None:
+        """Close the file (appended but unsynced records may be lost, as in a crash)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _create(path: str, payloads: list[object]) -> None:
+    """Write a complete log to a temporary file, fsync, rename into place, fsync the dir."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        _write_all(fd, MAGIC + b"".join(encode_record(p) for p in payloads))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(os.path.dirname(path))
+
+
+def _drop_tail(path: str, fd: int, data: bytes, good: int, reason: str) -> Dropped:
+    """Save ``data[good:]`` to a side file (durably), then truncate the log to ``good``."""
+    tail = data[good:]
+    if tail.count(0) == len(tail):
+        reason = f"zero-filled: {len(tail)} zero bytes (an unsynced append after a crash)"
+    side, n = f"{path}.dropped-{good}", 1
+    while os.path.exists(side):
+        side, n = f"{path}.dropped-{good}.{n}", n + 1
+    sfd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        _write_all(sfd, tail)
+        os.fsync(sfd)
+    finally:
+        os.close(sfd)
+    fsync_dir(os.path.dirname(path))
+    # Only now that the copy is durable, cut the log.
+    os.ftruncate(fd, good)
+    os.fsync(fd)
+    return Dropped(good, len(tail), reason, side)

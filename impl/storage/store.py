@@ -1,0 +1,162 @@
+"""Acceptor state stores: :class:`DurableStore` (a record log on disk) and :class:`MemoryStore`.
+
+Both take the records an :class:`~wormspace.impl.core.Acceptor` returns and keep them; only the
+durable one survives a crash. A driver uses them the same way::
+
+    store, state, recovery = DurableStore.open(directory)
+    acceptor = Acceptor(state)
+    reply, persist = acceptor.handle(request)
+    store.persist(persist.records)      # fsync'd when this returns
+    send(reply)
+    store.maybe_compact(acceptor.state) # now and then
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Protocol
+
+from ..core.records import (
+    AcceptorState,
+    InvalidRecord,
+    Record,
+    record_from_plain,
+    record_to_plain,
+)
+from .log import LogError, RecordLog, Recovery
+
+LOG_NAME = "acceptor.log"
+
+
+class StorageError(Exception):
+    """Stored state cannot be loaded (a record that passed its checksum does not decode)."""
+
+
+class StateStore(Protocol):
+    """What a driver needs from a store of acceptor records."""
+
+    #: False for stores that lose everything in a crash (benchmarks only).
+    durable: bool
+
+    def persist(self, records: Sequence[Record]) -> None:
+        """Make ``records`` durable before returning (one fsync)."""
+
+    def persist_group(self, batches: Sequence[Sequence[Record]]) -> None:
+        """Make several requests' records durable with a single fsync (group commit)."""
+
+    def maybe_compact(self, state: AcceptorState) -> bool:
+        """Compact if the log has grown well beyond the live state; True if it did."""
+
+    def compact(self, state: AcceptorState) -> None:
+        """Replace the stored history by a snapshot of ``state``."""
+
+    def close(self) -> None:
+        """Release the store."""
+
+
+class DurableStore:
+    """Acceptor records in a :class:`RecordLog` at ``directory/acceptor.log``."""
+
+    durable = True
+
+    def __init__(self, log: RecordLog, live: int, compact_after: int) -> None:
+        self.log = log
+        self.live = live  # records a snapshot of the state would hold (its live size)
+        self.compact_after = compact_after
+
+    @classmethod
+    def open(
+        cls, directory: str, *, compact_after: int = 100_000
+    ) -> tuple[DurableStore, AcceptorState, Recovery]:
+        """Open or create the store in ``directory``: the store, the recovered acceptor state,
+        and the recovery report (check ``recovery.dropped``)."""
+        os.makedirs(directory, exist_ok=True)
+        log, payloads, recovery = RecordLog.open(os.path.join(directory, LOG_NAME))
+        state = AcceptorState()
+        for i, payload in enumerate(payloads):
+            try:
+                record = record_from_plain(payload)
+            except InvalidRecord as exc:
+                log.close()
+                raise StorageError(f"{log.path}: record #{i}: {exc}") from None
+            state.apply(record)
+        return cls(log, _live(state), compact_after), state, recovery
+
+    def persist(self, records: Sequence[Record]) -> None:
+        """Append and fsync; nothing to do (no fsync) for an empty list."""
+        self.log.commit(record_to_plain(r) for r in records)
+
+    def persist_group(self, batches: Sequence[Sequence[Record]]) -> None:
+        """One write and one fsync for all batches."""
+        self.log.commit(record_to_plain(r) for batch in batches for r in batch)
+
+    def maybe_compact(self, state: AcceptorState) -> bool:
+        """Compact once the log holds ``compact_after`` records more than twice the live ones."""
+        grown = self.log.records - self.live
+        if grown < self.compact_after or self.log.records < 2 * self.live:
+            return False
+        self.compact(state)
+        return True
+
+    def compact(self, state: AcceptorState) -> None:
+        """Atomically replace the log by a snapshot (drops trimmed segments' history)."""
+        snapshot = state.snapshot()
+        self.log.rewrite(record_to_plain(r) for r in snapshot)
+        self.live = len(snapshot)
+
+    def close(self) -> None:
+        """Close the log file."""
+        self.log.close()
+
+
+def _live(state: AcceptorState) -> int:
+    """How many records :meth:`AcceptorState.snapshot` would write."""
+    return (1 if state.epoch else 0) + len(state.trimmed) + len(state.wors)
+
+
+class MemoryStore:
+    """NOT DURABLE: keeps records in memory only; everything is lost with the process.
+
+    For benchmarks that want to measure the protocol without the disk, and for the simulator,
+    which models crashes itself. Never use it where an acknowledgement must survive a crash.
+    """
+
+    durable = False
+
+    def __init__(self, compact_after: int = 100_000) -> None:
+        self.records: list[Record] = []
+        self.compact_after = compact_after
+        self.live = 0
+
+    @classmethod
+    def open(cls, directory: str | None = None) -> tuple[MemoryStore, AcceptorState, Recovery]:
+        """A fresh, empty store (``directory`` is ignored: there is no disk)."""
+        return cls(), AcceptorState(), Recovery(0)
+
+    def persist(self, records: Sequence[Record]) -> None:
+        """Keep ``records`` (in memory)."""
+        self.records.extend(records)
+
+    def persist_group(self, batches: Sequence[Sequence[Record]]) -> None:
+        """Keep every batch's records (in memory)."""
+        for batch in batches:
+            self.records.extend(batch)
+
+    def maybe_compact(self, state: AcceptorState) -> bool:
+        """Same policy as :class:`DurableStore`, so memory stays bounded in long benchmarks."""
+        if len(self.records) - self.live < self.compact_after:
+            return False
+        self.compact(state)
+        return True
+
+    def compact(self, state: AcceptorState) -> None:
+        """Replace the kept records by a snapshot of ``state``."""
+        self.records = state.snapshot()
+        self.live = len(self.records)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+__all__ = ["DurableStore", "LogError", "MemoryStore", "StateStore", "StorageError"]
