@@ -60,6 +60,11 @@ _ACTION_BLOCK = """\
                 fp = hash(t)  #@!sym
                 if fp in seen:
                     continue
+                o = fp % NW  #@parallel
+                if o != W:  #@parallel
+                    seen[fp] = fs  #@parallel
+                    outbox[o].append((t, fp, fs, AI))  #@parallel
+                    continue  #@parallel
                 if not within(t):  #@bounds
                     if not (INVARIANTS):  #@bounds_inv
                         raise Found("invariant", idx, AI, s, fs, t, generated, len(nxt), None)  #@bounds_inv
@@ -117,8 +122,14 @@ def make_expander(
     tick: Callable[[int, int, int], None] | None,
     check_state: Callable[[Any, int], None],
     budget: list[int],
+    partition: tuple[int, int, list[list[Any]]] | None = None,
 ) -> Expander:
-    """Compile the level-expansion loop for this combination of features."""
+    """Compile the level-expansion loop for this combination of features.
+
+    ``partition = (worker, workers, outboxes)`` makes a parallel worker's loop: a successor
+    whose fingerprint another worker owns (``fp % workers``) is marked seen locally (so it is
+    sent once) and appended to ``outboxes[owner]`` as ``(state, fp, parent_fp, action)``.
+    """
     features = {
         "ref": refmap is not None,
         "sym": canonical is not None,
@@ -127,6 +138,7 @@ def make_expander(
         "bounds_inv": within is not None and bool(invariants),
         "deadlock": deadlock,
         "progress": tick is not None,
+        "parallel": partition is not None,
     }
     inv_names = [f"inv{i}" for i in range(len(invariants))]
     inv_expr = " and ".join(f"{n}(t)" for n in inv_names)
@@ -150,6 +162,8 @@ def make_expander(
         "budget": budget,
         "PROGRESS_MASK": PROGRESS_MASK,
     }
+    if partition is not None:
+        env["W"], env["NW"], env["outbox"] = partition
     env.update(zip(inv_names, invariants))
     env.update((f"succ_{i}", fn) for i, fn in enumerate(succ_fns))
     source = "\n".join(lines)

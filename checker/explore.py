@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .expand import Found, locate, make_expander
+from .expand import Expander, Found, locate, make_expander
 from .fingerprint import UnstableStateError, collision_probability, validate_state
 from .model import Action, Model, ModelError, Refinement
 from .result import DEADLOCK, INVARIANT, OK, REFINEMENT, CheckResult, TraceStep
@@ -69,8 +69,12 @@ def check(
     progress: ProgressFn | None = None,
     progress_interval: float = 5.0,
     invariants: Sequence[str] | None = None,
+    workers: int = 1,
 ) -> CheckResult:
     """Explore every reachable state of ``model`` breadth-first and check it.
+
+    ``workers > 1`` explores with that many processes, each owning the fingerprints
+    ``fp % workers``; the counts (distinct, generated, depth) are those of one worker.
 
     ``invariants`` selects which of the model's invariants to check (all by default), as the
     ``INVARIANT`` lines of a TLC configuration do.
@@ -94,7 +98,11 @@ def check(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return explorer.run()
+        if workers > 1:
+            from .parallel import ParallelSearch
+
+            return explorer.run(ParallelSearch(explorer, workers).search)
+        return explorer.run(explorer.search)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -133,6 +141,10 @@ class _Explorer:
         self.cov_distinct = [0] * len(self.actions)
         self.cov_generated = [0] * len(self.actions)
         self.seen: dict[int, int | None] = {}
+        #: How many more new states to validate for fingerprint stability.
+        self.budget = [VALIDATE_FIRST]
+        #: Where to find a stored state's parent (a parallel search asks the owning worker).
+        self.parent_of: Callable[[int], int | None] = self.seen.__getitem__
 
     # -- fingerprints -------------------------------------------------------------------------
 
@@ -142,30 +154,31 @@ class _Explorer:
 
     # -- the run ------------------------------------------------------------------------------
 
-    def run(self) -> CheckResult:
+    def run(self, search: Callable[[float], None]) -> CheckResult:
+        """Run ``search`` (which fills in the result or raises ``_Stop``) and finish the result."""
         res = self.result
         t0 = time.perf_counter()
         try:
-            self._search(t0)
+            search(t0)
         except _Stop as stop:
             res.result = stop.kind
             res.violated = stop.name
             res.message = stop.message
             res.trace = self._trace(stop.parent_fp, stop.state)
         res.seconds = time.perf_counter() - t0
-        res.distinct = len(self.seen)
+        if res.distinct == 0:
+            res.distinct = len(self.seen)
         res.collision_probability = collision_probability(res.distinct, res.generated)
         res.coverage = {
             a.name: [self.cov_distinct[i], self.cov_generated[i]] for i, a in enumerate(self.actions)
         }
         return res
 
-    def _search(self, t0: float) -> None:
+    def initial(self) -> tuple[list[Any], list[int]]:
+        """Level 1: check the initial states; store and return those inside the constraint."""
         model, res, seen = self.model, self.result, self.seen
-        symmetry = self.symmetry
         bounded = model.has_bounds()
         within = model.within_bounds
-        invariants = self.invariants
         ref = self.refinement
 
         # Initial states: level 1.
@@ -204,6 +217,30 @@ class _Explorer:
                     f"model {model.name!r}: {type(exc).__name__}: {exc} while checking the "
                     f"initial state {s!r:.300}"
                 ) from exc
+        return frontier, frontier_fps
+
+    def make_expand(self, tick: Callable[[int, int, int], None] | None,
+                    partition: tuple[int, int, list[list[Any]]] | None = None) -> Expander:
+        """The hot loop compiled for this run's features (see ``expand.py``)."""
+        ref = self.refinement
+        return make_expander(
+            succ_fns=[a.successors for a in self.actions],
+            invariants=[inv for _name, inv in self.invariants],
+            canonical=self.model.canonical if self.symmetry else None,
+            within=self.model.within_bounds if self.model.has_bounds() else None,
+            refmap=ref.mapping if ref is not None else None,
+            spec_succ=self._spec_successors if ref is not None else None,
+            deadlock=self.deadlock,
+            tick=tick,
+            check_state=lambda t, ai: self._validate(t, self.actions[ai]),
+            budget=self.budget,
+            partition=partition,
+        )
+
+    def search(self, t0: float) -> None:
+        """The sequential breadth-first search, level by level."""
+        res, seen = self.result, self.seen
+        frontier, frontier_fps = self.initial()
         levels = [len(frontier)]
         depth = 1 if frontier else 0
         generated = res.generated
@@ -215,19 +252,7 @@ class _Explorer:
                 clock[0] = now
                 self.progress(Progress(now - t0, depth, gen, distinct, queue))
 
-        budget = [VALIDATE_FIRST]
-        expand = make_expander(
-            succ_fns=[a.successors for a in self.actions],
-            invariants=[inv for _name, inv in invariants],
-            canonical=model.canonical if symmetry else None,
-            within=within if bounded else None,
-            refmap=ref.mapping if ref is not None else None,
-            spec_succ=self._spec_successors if ref is not None else None,
-            deadlock=self.deadlock,
-            tick=tick if self.progress is not None else None,
-            check_state=lambda t, ai: self._validate(t, self.actions[ai]),
-            budget=budget,
-        )
+        expand = self.make_expand(tick if self.progress is not None else None)
         while frontier:
             nxt: list[Any] = []
             nxt_fps: list[int] = []
@@ -242,9 +267,7 @@ class _Explorer:
             except (ModelError, _Stop):
                 raise
             except Exception as exc:  # the model misbehaved: name where
-                where = locate(exc.__traceback__)
-                state, ai, line = where if where is not None else (None, -1, "")
-                raise self._model_error(exc, state, ai, line) from exc
+                raise self.located_error(exc) from exc
             if nxt:
                 depth += 1
                 levels.append(len(nxt))
@@ -255,12 +278,18 @@ class _Explorer:
         res.left_on_queue = 0
         res.result = OK
 
+    def located_error(self, exc: Exception) -> ModelError:
+        """A model exception from inside the loop, as a ModelError naming action and state."""
+        where = locate(exc.__traceback__)
+        state, ai, line = where if where is not None else (None, -1, "")
+        return self._model_error(exc, state, ai, line)
+
     def _stop(self, found: Found, left_on_queue: int) -> _Stop:
         """Turn a violation found in the loop into a verdict with its trace's end."""
         self.result.left_on_queue = left_on_queue
         fs = found.state_fp
         if found.kind == DEADLOCK:
-            return _Stop(DEADLOCK, "deadlock", self.seen[fs], found.state, "Deadlock reached.")
+            return _Stop(DEADLOCK, "deadlock", self.parent_of(fs), found.state, "Deadlock reached.")
         name = self.actions[found.action].name
         if found.kind == REFINEMENT:
             ms, mt = found.extra
@@ -381,7 +410,7 @@ class _Explorer:
         fp = parent_fp
         while fp is not None:
             path.append(fp)
-            fp = self.seen.get(fp)
+            fp = self.parent_of(fp)
         path.reverse()
         return replay(self.model, path, last, self.symmetry, self.refinement)
 

@@ -60,6 +60,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from wormspace.checker.output import ProgressPrinter, print_header, print_result
     from wormspace.checker.simulate import simulate
 
+    if args.workers < 1:
+        raise _Usage("--workers must be at least 1")
     if args.simulate is not None and args.depth is None:
         raise _Usage("--simulate N needs --depth D")
     if args.simulate is None and (args.depth is not None or args.seed is not None):
@@ -71,6 +73,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         options.append("deadlock check off")
     if args.symmetry:
         options.append("symmetry")
+    if args.workers > 1:
+        options.append(f"{args.workers} workers")
     ref = model.refinement() if args.refinement else None
     if ref is not None:
         options.append(f"refinement of {ref.spec.name}")
@@ -90,7 +94,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             result = check(model, deadlock=args.deadlock, symmetry=args.symmetry,
                            refinement=args.refinement, progress=printer,
-                           progress_interval=args.progress_interval)
+                           progress_interval=args.progress_interval, workers=args.workers,
+                           invariants=args.inv or None)
     finally:
         printer.close()
     print_result(out, result, coverage=not args.no_coverage)
@@ -155,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="random simulation of N behaviours instead of exhaustive search")
     p_check.add_argument("--depth", type=int, metavar="D", help="steps per simulated behaviour")
     p_check.add_argument("--seed", type=int, metavar="S", help="simulation seed (default 0)")
+    p_check.add_argument("--workers", type=int, default=1, metavar="N",
+                         help="explore with N processes (same counts as one; default 1)")
+    p_check.add_argument("--inv", action="append", metavar="NAME",
+                         help="check only this invariant (repeatable; default: all)")
     p_check.add_argument("--no-coverage", action="store_true", help="omit coverage statistics")
     p_check.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS",
                          help="seconds between progress lines (default 5)")

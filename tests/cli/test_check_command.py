@@ -148,3 +148,13 @@ def test_console_script_runs() -> None:
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "distinct states found" in out.stdout
+
+
+def test_workers_and_invariant_selection(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "twophase", "-p", "rm=4", "--workers", "2")
+    assert code == 0 and "8258 states generated, 1568 distinct states found" in out
+    code, out, _ = run(capsys, "check", "twophase", "-p", "bug=commit_without_all_prepared",
+                       "--no-refinement", "--inv", "TPTypeOK")
+    assert code == 0
+    code, _, err = run(capsys, "check", "twophase", "--inv", "Nope")
+    assert code == 150 and "no invariant Nope" in err
