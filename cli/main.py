@@ -168,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_check.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS",
                          help="seconds between progress lines (default 5)")
     p_check.set_defaults(func=cmd_check)
+
+    # The implementation's commands (server, cluster, kv, log, tx, demo) register themselves.
+    from wormspace.impl import commands as impl_commands
+
+    impl_commands.register(sub)
     return parser
 
 
