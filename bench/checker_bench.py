@@ -2,7 +2,8 @@
 
 Each run is a fresh subprocess (so peak memory is its own), repeated; the table reports the
 best wall time, states generated per second, and peak resident memory per distinct state
-(peak RSS minus the RSS of the same process right before the search, over distinct states).
+(peak RSS minus the RSS of the same process right before the search, over distinct states;
+for 2 workers, the coordinator's only: the workers' own peaks are not included).
 The anchors (TLC 2.20 with 1 and 2 workers) are GOLDEN.md's measurements on this kind of
 machine; TLC itself is not run here.
 
@@ -42,21 +43,29 @@ if which == "handwritten":
 else:
     from wormspace.checker.explore import check
     from wormspace.model.examples.twophase import TwoPhase
+    import tempfile
     model = TwoPhase(rm=rm)
+    kwargs = dict(refinement=(which == "checker+refinement"))
+    if which == "checker, 2 workers":
+        kwargs["workers"] = 2
+    if which == "checker, compact disk store":
+        kwargs["disk"] = tempfile.mkdtemp(prefix="wormspace-bench-")
     before = rss_kb()
     t0 = time.perf_counter()
-    r = check(model, refinement=(which == "checker+refinement"))
+    r = check(model, **kwargs)
     seconds = time.perf_counter() - t0
     assert r.result == "ok", r.result
     distinct, generated, depth = r.distinct, r.generated, r.depth
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 print(json.dumps(dict(which=which, rm=rm, distinct=distinct, generated=generated, depth=depth,
-                      seconds=seconds, peak_kb=peak, before_kb=before)))
+                      seconds=seconds, peak_kb=peak, before_kb=before, worker_peak_kb=children)))
 """
 
 GOLDEN = {7: (296_448, 2_744_706, 23), 8: (1_745_408, 18_507_778, 26)}
 TLC = {7: "about 17 s (1 worker), about 12 s (2 workers)", 8: "41 s and 84 s (2 workers)"}
-RUNS = ("handwritten", "checker", "checker+refinement")
+RUNS = ("handwritten", "checker", "checker+refinement", "checker, 2 workers",
+        "checker, compact disk store")
 
 
 def run_one(which: str, rm: int) -> dict[str, float]:
@@ -91,16 +100,19 @@ def main() -> int:
             rows.append(best)
     print()
     print(f"| RMs | run | distinct | generated | depth | best wall (s) of {args.repeat} | "
-          "states/s (generated) | peak bytes / distinct state | vs hand-written |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+          "states/s (generated) | peak bytes / distinct state | largest worker peak (MB) "
+          "| vs hand-written |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         base = next(x for x in rows if x["rm"] == r["rm"] and x["which"] == "handwritten")
         print(f"| {r['rm']} | {r['which']} | {r['distinct']:,} | {r['generated']:,} | {r['depth']} "
               f"| {r['seconds']:.2f} | {r['generated'] / r['seconds']:,.0f} "
-              f"| {r['bytes_per_state']:.0f} | {r['seconds'] / base['seconds']:.2f}x |")
+              f"| {r['bytes_per_state']:.0f} "
+              f"| {r['worker_peak_kb'] / 1024 if 'workers' in r['which'] else 0:.0f} "
+              f"| {r['seconds'] / base['seconds']:.2f}x |")
     for rm in sizes:
         if rm in TLC:
-            print(f"| {rm} | TLC 2.20 (GOLDEN.md anchor) | | | | {TLC[rm]} | | | |")
+            print(f"| {rm} | TLC 2.20 (GOLDEN.md anchor) | | | | {TLC[rm]} | | | | |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2))
     return 0

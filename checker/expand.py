@@ -35,6 +35,8 @@ def expand(frontier, frontier_fps, start, seen, generated, nxt, nxt_fps, cov_d, 
 ACTIONS
         if generated == first:  #@deadlock
             raise Found("deadlock", idx, -1, s, fs, None, generated, len(nxt), None)  #@deadlock
+        if len(seen) >= BATCH_LIMIT[0]:  #@batch
+            flush(seen)  #@batch
         if not idx & PROGRESS_MASK:  #@progress
             tick(generated, len(seen), len(frontier) - idx - 1 + len(nxt))  #@progress
     budget[0] = validate
@@ -60,6 +62,8 @@ _ACTION_BLOCK = """\
                 fp = hash(t)  #@!sym
                 if fp in seen:
                     continue
+                seen[fp] = (t, fs, AI)  #@batch
+                continue  #@batch
                 o = fp % NW  #@parallel
                 if o != W:  #@parallel
                     seen[fp] = fs  #@parallel
@@ -123,12 +127,18 @@ def make_expander(
     check_state: Callable[[Any, int], None],
     budget: list[int],
     partition: tuple[int, int, list[list[Any]]] | None = None,
+    batch: tuple[list[int], Callable[[dict[int, Any]], None]] | None = None,
 ) -> Expander:
     """Compile the level-expansion loop for this combination of features.
 
     ``partition = (worker, workers, outboxes)`` makes a parallel worker's loop: a successor
     whose fingerprint another worker owns (``fp % workers``) is marked seen locally (so it is
     sent once) and appended to ``outboxes[owner]`` as ``(state, fp, parent_fp, action)``.
+
+    ``batch = (limit, flush)`` makes the compact store's loop: ``seen`` is then only this
+    level's candidates, ``fp -> (state, parent_fp, action)``, and ``flush(seen)`` (called when it
+    holds ``limit[0]`` entries, and by the caller at the end of the level) sorts out which are
+    new (``limit`` is a one-element list so that ``flush`` can move it on).
     """
     features = {
         "ref": refmap is not None,
@@ -139,6 +149,7 @@ def make_expander(
         "deadlock": deadlock,
         "progress": tick is not None,
         "parallel": partition is not None,
+        "batch": batch is not None,
     }
     inv_names = [f"inv{i}" for i in range(len(invariants))]
     inv_expr = " and ".join(f"{n}(t)" for n in inv_names)
@@ -164,6 +175,8 @@ def make_expander(
     }
     if partition is not None:
         env["W"], env["NW"], env["outbox"] = partition
+    if batch is not None:
+        env["BATCH_LIMIT"], env["flush"] = batch
     env.update(zip(inv_names, invariants))
     env.update((f"succ_{i}", fn) for i, fn in enumerate(succ_fns))
     source = "\n".join(lines)

@@ -22,6 +22,7 @@ import gc
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .expand import Expander, Found, locate, make_expander
@@ -70,11 +71,18 @@ def check(
     progress_interval: float = 5.0,
     invariants: Sequence[str] | None = None,
     workers: int = 1,
+    disk: str | Path | None = None,
+    checkpoint_minutes: float | None = None,
+    recover: bool = False,
 ) -> CheckResult:
     """Explore every reachable state of ``model`` breadth-first and check it.
 
     ``workers > 1`` explores with that many processes, each owning the fingerprints
     ``fp % workers``; the counts (distinct, generated, depth) are those of one worker.
+
+    ``disk=DIR`` uses the compact store (8-byte fingerprints in memory; frontier and parent
+    pointers in ``DIR``); ``checkpoint_minutes`` saves a checkpoint there at level boundaries,
+    and ``recover=True`` resumes from it (see ``compact.py``).
 
     ``invariants`` selects which of the model's invariants to check (all by default), as the
     ``INVARIANT`` lines of a TLC configuration do.
@@ -98,6 +106,16 @@ def check(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
+        if disk is not None:
+            if workers > 1:
+                raise ModelError("the compact disk store runs with one worker")
+            from .compact import CompactSearch
+
+            compact = CompactSearch(explorer, Path(disk), checkpoint_minutes=checkpoint_minutes,
+                                    recover=recover)
+            return explorer.run(compact.search)
+        if checkpoint_minutes or recover:
+            raise ModelError("checkpoints need the disk store (give a directory)")
         if workers > 1:
             from .parallel import ParallelSearch
 
@@ -220,7 +238,9 @@ class _Explorer:
         return frontier, frontier_fps
 
     def make_expand(self, tick: Callable[[int, int, int], None] | None,
-                    partition: tuple[int, int, list[list[Any]]] | None = None) -> Expander:
+                    partition: tuple[int, int, list[list[Any]]] | None = None,
+                    batch: tuple[list[int], Callable[[dict[int, Any]], None]] | None = None,
+                    ) -> Expander:
         """The hot loop compiled for this run's features (see ``expand.py``)."""
         ref = self.refinement
         return make_expander(
@@ -235,6 +255,7 @@ class _Explorer:
             check_state=lambda t, ai: self._validate(t, self.actions[ai]),
             budget=self.budget,
             partition=partition,
+            batch=batch,
         )
 
     def search(self, t0: float) -> None:

@@ -62,6 +62,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise _Usage("--workers must be at least 1")
+    if args.checkpoint is not None and not (args.disk or args.recover):
+        raise _Usage("--checkpoint needs --disk DIR (where the checkpoint is written)")
+    if args.recover and args.disk:
+        raise _Usage("--recover DIR resumes in DIR; do not also give --disk")
     if args.simulate is not None and args.depth is None:
         raise _Usage("--simulate N needs --depth D")
     if args.simulate is None and (args.depth is not None or args.seed is not None):
@@ -95,7 +99,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             result = check(model, deadlock=args.deadlock, symmetry=args.symmetry,
                            refinement=args.refinement, progress=printer,
                            progress_interval=args.progress_interval, workers=args.workers,
-                           invariants=args.inv or None)
+                           invariants=args.inv or None, disk=args.recover or args.disk,
+                           checkpoint_minutes=args.checkpoint, recover=bool(args.recover))
     finally:
         printer.close()
     print_result(out, result, coverage=not args.no_coverage)
@@ -162,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_check.add_argument("--seed", type=int, metavar="S", help="simulation seed (default 0)")
     p_check.add_argument("--workers", type=int, default=1, metavar="N",
                          help="explore with N processes (same counts as one; default 1)")
+    p_check.add_argument("--disk", metavar="DIR",
+                         help="compact store: 8-byte fingerprints in memory, frontier and parent "
+                         "pointers in DIR (a run bounded by disk, not memory)")
+    p_check.add_argument("--checkpoint", type=float, metavar="MINUTES",
+                         help="with --disk: save a checkpoint at most every MINUTES")
+    p_check.add_argument("--recover", metavar="DIR", help="resume the checkpointed run in DIR")
     p_check.add_argument("--inv", action="append", metavar="NAME",
                          help="check only this invariant (repeatable; default: all)")
     p_check.add_argument("--no-coverage", action="store_true", help="omit coverage statistics")

@@ -1,0 +1,84 @@
+"""The compact, disk-backed store: same counts, traces, and checkpoints that resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from wormspace.checker.explore import check
+from wormspace.checker.model import ModelError
+from wormspace.model.examples.twophase import TwoPhase
+from wormspace.spec.tcommit import TCommit
+
+
+@pytest.mark.parametrize("rm", [3, 5])
+def test_compact_counts_and_coverage_equal_the_default_store(rm: int, tmp_path: Path) -> None:
+    a = check(TwoPhase(rm=rm))
+    b = check(TwoPhase(rm=rm), disk=tmp_path)
+    assert (b.distinct, b.generated, b.depth) == (a.distinct, a.generated, a.depth)
+    assert b.levels == a.levels and b.coverage == a.coverage
+
+
+def test_compact_small_batches_change_nothing(tmp_path: Path) -> None:
+    from wormspace.checker import compact
+
+    a = check(TwoPhase(rm=4))
+    old = compact.BATCH_LIMIT
+    compact.BATCH_LIMIT = 7  # flush every few states: exercises mid-level flushes
+    try:
+        b = check(TwoPhase(rm=4), disk=tmp_path)
+    finally:
+        compact.BATCH_LIMIT = old
+    assert (b.distinct, b.generated, b.depth, b.coverage) == (a.distinct, a.generated, a.depth,
+                                                              a.coverage)
+
+
+def test_compact_symmetry_and_violations(tmp_path: Path) -> None:
+    assert check(TwoPhase(rm=3), symmetry=True, disk=tmp_path / "s").distinct == 80
+    broken = TwoPhase(rm=3, bug="commit_without_all_prepared")
+    a = check(broken, refinement=False)
+    b = check(broken, refinement=False, disk=tmp_path / "b")
+    assert b.result == "invariant" and len(b.trace) == len(a.trace)
+    assert b.trace[-1].state == a.trace[-1].state
+    d = check(TCommit(rm=3), disk=tmp_path / "d")
+    assert d.result == "deadlock" and len(d.trace) == 4
+
+
+def test_a_directory_with_a_checkpoint_is_not_overwritten(tmp_path: Path) -> None:
+    check(TwoPhase(rm=3), disk=tmp_path, checkpoint_minutes=1e-9)
+    assert (tmp_path / "checkpoint.json").exists()
+    with pytest.raises(ModelError, match="--recover"):
+        check(TwoPhase(rm=3), disk=tmp_path)
+    with pytest.raises(ModelError, match="another run"):
+        check(TwoPhase(rm=4), disk=tmp_path, recover=True)
+
+
+def test_checkpoint_survives_a_kill_and_resumes_to_the_same_counts(tmp_path: Path) -> None:
+    want = check(TwoPhase(rm=6))
+    run = [sys.executable, "-m", "wormspace", "check", "twophase", "-p", "rm=6",
+           "--json", str(tmp_path / "r.json")]
+    proc = subprocess.Popen(run + ["--disk", str(tmp_path / "d"), "--checkpoint", "0.0001"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    manifest = tmp_path / "d" / "checkpoint.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait for a checkpoint a few levels in
+        if manifest.exists() and json.loads(manifest.read_text())["depth"] >= 8:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved_depth = json.loads(manifest.read_text())["depth"]
+    assert 8 <= saved_depth < want.depth, "killed too late to test resuming"
+    out = subprocess.run(run + ["--recover", str(tmp_path / "d")], capture_output=True,
+                         text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    got = json.loads((tmp_path / "r.json").read_text())
+    assert (got["distinct"], got["generated"], got["depth"]) == (want.distinct, want.generated,
+                                                                 want.depth)
+    assert got["coverage"] == want.coverage
