@@ -103,9 +103,22 @@ def cmd_check(args: argparse.Namespace) -> int:
                            checkpoint_minutes=args.checkpoint, recover=bool(args.recover))
     finally:
         printer.close()
+    if args.liveness and result.ok and args.simulate is None:
+        from wormspace.checker.liveness_output import run_liveness_cli
+
+        # Safety held; now the temporal properties (this writes --json/--trace/--itf itself).
+        out.write("Checking temporal properties...\n")
+        return run_liveness_cli(model, args, out)
     print_result(out, result, coverage=not args.no_coverage)
     _write_outputs(args, model, result)
     return result.exit_code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Run the report matrix and write Markdown, HTML and JSON."""
+    from wormspace.report import main as report_main
+
+    return report_main(args.profile, Path(args.out), proofs=not args.no_proofs)
 
 
 def _write_outputs(args: argparse.Namespace, model: Model[Any], result: CheckResult) -> None:
@@ -175,10 +188,32 @@ def build_parser() -> argparse.ArgumentParser:
     p_check.add_argument("--recover", metavar="DIR", help="resume the checkpointed run in DIR")
     p_check.add_argument("--inv", action="append", metavar="NAME",
                          help="check only this invariant (repeatable; default: all)")
+    p_check.add_argument("--liveness", action="store_true",
+                         help="after the safety check, check the model's temporal properties "
+                         "under its fairness (exit 13 with a lasso when one fails)")
+    p_check.add_argument("--property", action="append", metavar="NAME",
+                         help="with --liveness: check only this property (repeatable)")
+    p_check.add_argument("--no-fairness", action="store_true",
+                         help="with --liveness: drop the model's fairness conditions")
+    p_check.add_argument("--wf", action="append", metavar="ACTION",
+                         help="with --liveness: weak fairness of ACTION, per parameter value "
+                         "(repeatable; replaces the model's fairness)")
+    p_check.add_argument("--sf", action="append", metavar="ACTION",
+                         help="with --liveness: strong fairness of ACTION (as --wf)")
+    p_check.add_argument("--max-states", type=int, metavar="N",
+                         help="with --liveness: refuse state graphs larger than N")
     p_check.add_argument("--no-coverage", action="store_true", help="omit coverage statistics")
     p_check.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS",
                          help="seconds between progress lines (default 5)")
     p_check.set_defaults(func=cmd_check)
+
+    p_report = sub.add_parser("report", help="run the check matrix and write the invariant report")
+    p_report.add_argument("--profile", choices=("quick", "full"), default="quick",
+                          help="quick (minutes, committed in docs/reports) or full")
+    p_report.add_argument("--out", metavar="DIR", default="docs/reports",
+                          help="output directory (default docs/reports)")
+    p_report.add_argument("--no-proofs", action="store_true", help="skip the Z3 proof suites")
+    p_report.set_defaults(func=cmd_report)
 
     # The implementation's commands (server, cluster, kv, log, tx, demo) register themselves.
     from wormspace.impl import commands as impl_commands

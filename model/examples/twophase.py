@@ -21,6 +21,7 @@ import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from wormspace.checker.liveness import Fairness, Property, eventually, leads_to, weak
 from wormspace.checker.model import Action, Model, Params, Refinement
 from wormspace.spec.tcommit import (
     ABORTED,
@@ -162,6 +163,27 @@ class TwoPhase(Model[State]):
             )
 
         return {"TPTypeOK": type_ok, "TCConsistent": lambda s: consistent(s[0])}
+
+    def properties(self) -> Sequence[Property]:
+        """Temporal properties (checked by ``checker/liveness.py``): every RM decides, and a
+        commit by the TM reaches every RM."""
+
+        def all_decided(s: State) -> bool:
+            return all(x == COMMITTED or x == ABORTED for x in s[0])
+
+        return [
+            eventually("EveryRMDecides", all_decided,
+                       text='<>(\\A rm \\in RM: rmState[rm] \\in {"committed", "aborted"})'),
+            leads_to("CommitReachesEveryRM", lambda s: s[1] == TM_COMMITTED,
+                     lambda s: all(x == COMMITTED for x in s[0]),
+                     text='tmState = "committed" ~> \\A rm \\in RM: rmState[rm] = "committed"'),
+        ]
+
+    def fairness(self) -> Sequence[Fairness]:
+        """Weak fairness of the TM's actions and of each RM's receive actions (per RM): the TM
+        eventually decides and every RM hears the decision. RMs need not prepare."""
+        return [weak("TMCommit"), weak("TMAbort"), weak("TMRcvPrepared"),
+                weak("RMRcvCommitMsg"), weak("RMRcvAbortMsg")]
 
     def canonical(self, s: State) -> State:
         # Exact: an RM owns its rmState, its tmPrepared bit and its Prepared message, and the

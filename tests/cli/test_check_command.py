@@ -158,3 +158,16 @@ def test_workers_and_invariant_selection(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 0
     code, _, err = run(capsys, "check", "twophase", "--inv", "Nope")
     assert code == 150 and "no invariant Nope" in err
+
+
+def test_liveness_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "twophase", "--liveness")
+    assert code == 0 and "Temporal properties were violated" not in out
+    itf = tmp_path / "l.itf.json"
+    code, out, _ = run(capsys, "check", "twophase", "--liveness", "--no-fairness",
+                       "--itf", str(itf))
+    assert code == 13 and "EveryRMDecides" in out and "Stuttering" in out
+    assert "loop" in json.loads(itf.read_text())
+    code, out, _ = run(capsys, "check", "twophase", "--liveness", "--wf", "TMCommit",
+                       "--wf", "TMAbort")
+    assert code == 13

@@ -1,0 +1,194 @@
+"""``wormspace report``: run the configured matrix of checks and proofs and write the report.
+
+The matrix is data (``MATRIX``): layer, registered name, parameters, options, and whether a
+violation is expected (seeded bugs must be *caught*). Rows whose model is not registered are
+skipped, so the report grows with the layers. The rendering lives in ``wormspace.checker.report``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from wormspace import __version__
+from wormspace.catalog import BY_NAME
+from wormspace.checker.registry import instantiate
+from wormspace.checker.traces import result_json
+
+
+@dataclass(frozen=True)
+class Row:
+    """One check of the matrix."""
+
+    layer: str
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    symmetry: bool = False
+    deadlock: bool = True
+    expect: str = "ok"  # or "violation" for a seeded bug
+    profiles: tuple[str, ...] = ("quick", "full")
+
+
+MATRIX: tuple[Row, ...] = (
+    Row("example", "tcommit", {"rm": 3}, deadlock=False),
+    Row("example", "twophase", {"rm": 3}),
+    Row("example", "twophase", {"rm": 3}, symmetry=True),
+    Row("example", "twophase", {"rm": 5}),
+    Row("example", "twophase", {"rm": 7}, profiles=("full",)),
+    Row("example", "twophase", {"rm": 3, "bug": "commit_without_all_prepared"},
+        expect="violation"),
+    Row("WOR", "wor", {}),
+    Row("WOR", "wor.paxos", {}),
+    Row("WOR", "wor.paxos", {}, symmetry=True),
+    Row("WOR", "wor.paxos", {"rounds": 2}, symmetry=True, profiles=("full",)),
+    Row("WOR", "wor.chain", {}),
+    Row("WOR", "wor.paxos", {"bug": "accept_below_promise"}, expect="violation"),
+    Row("WOR", "wor.paxos", {"bug": "ignore_accepted"}, expect="violation"),
+    Row("WOR", "wor.paxos", {"bug": "read_without_repair"}, expect="violation"),
+    Row("WOR", "wor.paxos", {"bug": "minority_quorum"}, expect="violation"),
+    Row("WOR", "wor.paxos", {"bug": "shared_ballots"}, expect="violation"),
+    Row("WOR", "wor.paxos", {"bug": "forget_promise"}, expect="violation"),
+)
+
+#: Proof suites run by the report (registered names with a ``proof`` entry point).
+PROOFS: tuple[str, ...] = ("wor.paxos", "wor.chain")
+
+
+def command_for(row: Row) -> str:
+    """The command line that reproduces a row."""
+    parts = ["wormspace", "check", row.name]
+    for k, v in row.params.items():
+        parts += ["-p", f"{k}={v}"]
+    if row.symmetry:
+        parts.append("--symmetry")
+    if not row.deadlock:
+        parts.append("--no-deadlock")
+    return " ".join(parts)
+
+
+def _available(row: Row) -> bool:
+    entry = BY_NAME.get(row.name)
+    if entry is None:
+        return False
+    bug = row.params.get("bug")
+    if bug is not None:
+        choices = entry.params.get("bug")
+        return choices is not None and (not choices.choices or bug in choices.choices)
+    return True
+
+
+def environment() -> dict[str, str]:
+    """Versions and machine the report ran on."""
+    import networkx
+    import z3
+
+    return {
+        "wormspace": __version__,
+        "python": platform.python_version(),
+        "z3": z3.get_version_string(),
+        "networkx": networkx.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+    }
+
+
+def run_checks(profile: str, out: IO[str]) -> list[dict[str, Any]]:
+    """Run the matrix rows of a profile; print a progress line per row."""
+    from wormspace.checker.explore import check
+
+    rows = [r for r in MATRIX if profile in r.profiles and _available(r)]
+    results = []
+    for i, row in enumerate(rows, 1):
+        entry = BY_NAME[row.name]
+        model = instantiate(entry.target, entry.params,
+                            {k: str(v) for k, v in row.params.items()}, row.name)
+        res = check(model, symmetry=row.symmetry, deadlock=row.deadlock)
+        doc = result_json(res)
+        results.append({
+            "layer": row.layer, "module": row.name, "expect": row.expect,
+            "options": {"symmetry": row.symmetry, "no-deadlock": not row.deadlock},
+            "invariants": list(model.invariants()), "command": command_for(row),
+            "result": doc,
+        })
+        out.write(f"[{i}/{len(rows)}] {command_for(row)}: {res.result} "
+                  f"({res.distinct:,} states, {res.seconds:.2f} s)\n")
+        out.flush()
+    return results
+
+
+def run_proofs(out: IO[str]) -> list[dict[str, Any]]:
+    """Run the registered proof suites (with conformance) that exist."""
+    from wormspace.checker.registry import load_attr
+
+    results = []
+    for name in PROOFS:
+        entry = BY_NAME.get(name)
+        if entry is None or entry.proof is None:
+            continue
+        t0 = time.perf_counter()
+        suite = load_attr(entry.proof)()
+        from wormspace.checker.prove import run_suite
+
+        report = run_suite(suite)
+        doc = report.to_json()
+        conformance: dict[str, Any] = {}
+        if entry.conformance:
+            conf = load_attr(entry.conformance)()
+            conformance = conf.to_json() if hasattr(conf, "to_json") else {"summary": str(conf)}
+            conformance.setdefault("summary", "holds" if getattr(conf, "ok", False) else "FAILS")
+        ok = bool(doc.get("ok")) and conformance.get("summary", "holds") == "holds"
+        results.append({
+            "name": name, "command": f"wormspace prove {name}", "ok": ok,
+            "seconds": time.perf_counter() - t0,
+            "obligations": [
+                {"name": o["name"], "verdict": o["verdict"], "seconds": o["seconds"],
+                 "detail": o.get("cti") or o.get("detail") or ""}
+                for o in doc.get("obligations", [])
+            ],
+            "conformance": conformance,
+        })
+        out.write(f"prove {name}: {'ok' if ok else 'FAILED'} "
+                  f"({len(doc.get('obligations', []))} obligations)\n")
+    return results
+
+
+def build(profile: str, out: IO[str], *, proofs: bool = True) -> dict[str, Any]:
+    """Run everything of a profile and return the report dict."""
+    t0 = time.perf_counter()
+    checks = run_checks(profile, out)
+    proof_rows = run_proofs(out) if proofs else []
+    return {
+        "title": "WormSpace invariant report",
+        "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "profile": profile,
+        "command": f"wormspace report --profile {profile}",
+        "seconds": round(time.perf_counter() - t0, 2),
+        "environment": environment(),
+        "checks": checks,
+        "proofs": proof_rows,
+        "comparisons": [],
+        "campaigns": [],
+    }
+
+
+def main(profile: str, out_dir: Path, *, proofs: bool = True) -> int:
+    """Build and write the report; exit 0 only if every row has its expected verdict."""
+    from wormspace.checker.report import verdict, write_report
+
+    report = build(profile, sys.stdout, proofs=proofs)
+    paths = write_report(report, out_dir)
+    bad = [r for r in report["checks"] if verdict(r) not in ("pass", "caught")]
+    bad_proofs = [p for p in report["proofs"] if not p["ok"]]
+    sys.stdout.write(f"Wrote {', '.join(str(p) for p in paths)} "
+                     f"({len(report['checks'])} checks, {len(report['proofs'])} proof suites, "
+                     f"{report['seconds']:.1f} s)\n")
+    if bad or bad_proofs:
+        names = [r["command"] for r in bad] + [p["command"] for p in bad_proofs]
+        sys.stdout.write("Unexpected verdicts: " + "; ".join(names) + "\n")
+        return 1
+    return 0
