@@ -115,7 +115,8 @@ def instantiate(target: str, params: Mapping[str, Param], raw: Mapping[str, str]
             for pname, p in sig.parameters.items():
                 if p.default is not inspect.Parameter.empty:
                     known[pname] = Param(p.default)
-    kwargs: dict[str, Any] = {}
+    # Registered defaults are authoritative (they may differ from the factory's own).
+    kwargs: dict[str, Any] = {k: p.default for k, p in params.items()}
     for key, value in raw.items():
         if key not in known:
             listed = ", ".join(sorted(known)) or "none"

@@ -30,4 +30,35 @@ ENTRIES: tuple[Entry, ...] = (
     ),
 )
 
+_PAXOS_BUGS = ("", "accept_below_promise", "ignore_promised_values", "read_without_repair",
+               "half_quorum", "shared_ballots", "forget_promise")
+
+ENTRIES += (
+    Entry(
+        name="wor",
+        kind="spec",
+        target="wormspace.spec.wor:WOR",
+        description="the atomic write-once register (capture, write, read; docs/layers/wor.md)",
+        params={"clients": Param(2, "number of clients"), "values": Param(2, "number of values")},
+    ),
+    Entry(
+        name="wor.paxos",
+        kind="model",
+        target="wormspace.model.wor.paxos:PaxosWOR",
+        description="Paxos-WOR: acceptors, message-set network, capture/write/read with repair",
+        params={
+            "acceptors": Param(3, "number of acceptors (2f+1)"),
+            "clients": Param(2, "number of clients"),
+            "values": Param(2, "number of values"),
+            "rounds": Param(1, "ballots per client"),
+            # Unsafe writes (cid 0) multiply the state space (2 clients, 1 value: 396,615
+            # states with them); the default configuration leaves them out.
+            "unsafe": Param(False, "allow the unsafe write (cid 0)"),
+            "bug": Param("", "a seeded bug", _PAXOS_BUGS),
+        },
+        refines="wor",
+        proof="wormspace.model.wor.paxos_z3:proof_suite",
+    ),
+)
+
 BY_NAME = {e.name: e for e in ENTRIES}

@@ -49,9 +49,9 @@ MATRIX: tuple[Row, ...] = (
     Row("WOR", "wor.paxos", {"rounds": 2}, symmetry=True, profiles=("full",)),
     Row("WOR", "wor.chain", {}),
     Row("WOR", "wor.paxos", {"bug": "accept_below_promise"}, expect="violation"),
-    Row("WOR", "wor.paxos", {"bug": "ignore_accepted"}, expect="violation"),
+    Row("WOR", "wor.paxos", {"bug": "ignore_promised_values"}, expect="violation"),
     Row("WOR", "wor.paxos", {"bug": "read_without_repair"}, expect="violation"),
-    Row("WOR", "wor.paxos", {"bug": "minority_quorum"}, expect="violation"),
+    Row("WOR", "wor.paxos", {"bug": "half_quorum"}, expect="violation"),
     Row("WOR", "wor.paxos", {"bug": "shared_ballots"}, expect="violation"),
     Row("WOR", "wor.paxos", {"bug": "forget_promise"}, expect="violation"),
 )
