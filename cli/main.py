@@ -17,7 +17,7 @@ from typing import Any
 from wormspace import __version__
 from wormspace.catalog import BY_NAME, ENTRIES
 from wormspace.checker.model import Model, ModelError, ParameterError
-from wormspace.checker.registry import Entry, instantiate, parse_assignments
+from wormspace.checker.registry import Entry, convert, instantiate, parse_assignments
 from wormspace.checker.result import EXIT_BAD_MODEL, EXIT_BAD_PARAMS, EXIT_USAGE, CheckResult
 
 
@@ -114,6 +114,47 @@ def cmd_check(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_prove(args: argparse.Namespace) -> int:
+    """Run a model's Z3 proof suite and its conformance check; exit 0 only if all hold."""
+    from wormspace.checker.prove import Obligation, run_suite
+    from wormspace.checker.registry import load_attr
+
+    entry = BY_NAME.get(args.name)
+    if entry is None or entry.proof is None:
+        provable = ", ".join(e.name for e in ENTRIES if e.proof) or "none yet"
+        raise ModelError(f"no proof suite for {args.name!r} (provable: {provable})")
+    out = sys.stdout
+    raw = parse_assignments(args.param)
+    kwargs = {k: convert(k, v, entry.params[k].default) if k in entry.params else v
+              for k, v in raw.items()}
+    suite = load_attr(entry.proof)(**kwargs)
+    out.write(f"Proving {suite.name}: {len(suite.invariant)} invariant conjuncts, "
+              f"{len(suite.actions)} actions\n")
+
+    def show(ob: Obligation) -> None:
+        out.write(f"  {ob.verdict:<8} {ob.seconds:7.3f} s  {ob.name}\n")
+        if ob.verdict != "proved" and ob.cti:
+            out.write("    " + ob.cti.replace("\n", "\n    ") + "\n")
+        out.flush()
+
+    report = run_suite(suite, progress=show)
+    doc: dict[str, Any] = report.to_json()
+    ok = report.ok
+    if entry.conformance and not args.no_conformance:
+        conf = load_attr(entry.conformance)()
+        doc["conformance"] = conf.to_json()
+        out.write(f"Conformance (symbolic encoding vs explicit model): {conf.summary}\n")
+        ok = ok and bool(conf.ok)
+    proved = sum(1 for o in report.obligations if o.verdict == "proved")
+    out.write(f"{proved} of {len(report.obligations)} obligations proved in "
+              f"{report.seconds:.2f} s: {'all proved' if report.ok else 'NOT all proved'}.\n")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        out.write(f"Wrote the proof report to {args.json}\n")
+    return 0 if ok else 12
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Run the report matrix and write Markdown, HTML and JSON."""
     from wormspace.report import main as report_main
@@ -206,6 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_check.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS",
                          help="seconds between progress lines (default 5)")
     p_check.set_defaults(func=cmd_check)
+
+    p_prove = sub.add_parser("prove", help="prove a model's inductive invariant with Z3")
+    p_prove.add_argument("name", metavar="NAME", help="registered model with a proof suite")
+    p_prove.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                         help="suite parameter, e.g. bug=half_quorum")
+    p_prove.add_argument("--json", metavar="FILE", help="write every obligation as JSON")
+    p_prove.add_argument("--no-conformance", action="store_true",
+                         help="skip the bounded conformance check of encoding vs model")
+    p_prove.set_defaults(func=cmd_prove)
 
     p_report = sub.add_parser("report", help="run the check matrix and write the invariant report")
     p_report.add_argument("--profile", choices=("quick", "full"), default="quick",
