@@ -19,12 +19,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "checker"))
 
-from test_tracecheck_linearizability import EMAP, _random_walk, _wor_history  # noqa: E402
-
-from wormspace.checker.linearizability import Operation, check_history  # noqa: E402
-from wormspace.checker.tracecheck import validate_trace  # noqa: E402
-from wormspace.model.examples.twophase import TwoPhase  # noqa: E402
-from wormspace.spec.wor_history import check_values  # noqa: E402
+from test_tracecheck_linearizability import EMAP, _random_walk, _wor_history
+from wormspace.checker.linearizability import Operation, check_history
+from wormspace.checker.tracecheck import validate_trace
+from wormspace.model.examples.twophase import TwoPhase
+from wormspace.spec.wor_history import check_values
 
 
 def wor_seq_spec(state: Any, op: Operation) -> list[tuple[Any, Any]]:
