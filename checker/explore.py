@@ -74,6 +74,7 @@ def check(
     disk: str | Path | None = None,
     checkpoint_minutes: float | None = None,
     recover: bool = False,
+    ray_address: str | None = None,
 ) -> CheckResult:
     """Explore every reachable state of ``model`` breadth-first and check it.
 
@@ -83,6 +84,9 @@ def check(
     ``disk=DIR`` uses the compact store (8-byte fingerprints in memory; frontier and parent
     pointers in ``DIR``); ``checkpoint_minutes`` saves a checkpoint there at level boundaries,
     and ``recover=True`` resumes from it (see ``compact.py``).
+
+    ``ray_address`` runs the partitioned search on Ray actors (``"local"`` starts a private
+    Ray instance; otherwise a cluster address such as ``"auto"``), see ``distributed.py``.
 
     ``invariants`` selects which of the model's invariants to check (all by default), as the
     ``INVARIANT`` lines of a TLC configuration do.
@@ -114,6 +118,13 @@ def check(
             compact = CompactSearch(explorer, Path(disk), checkpoint_minutes=checkpoint_minutes,
                                     recover=recover)
             return explorer.run(compact.search)
+        if ray_address is not None:
+            from .distributed import RaySearch
+
+            ray_search = RaySearch(explorer, max(workers, 1),
+                                   address=None if ray_address == "local" else ray_address,
+                                   invariants=list(invariants) if invariants is not None else None)
+            return explorer.run(ray_search.search)
         if checkpoint_minutes or recover:
             raise ModelError("checkpoints need the disk store (give a directory)")
         if workers > 1:

@@ -78,7 +78,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.symmetry:
         options.append("symmetry")
     if args.workers > 1:
-        options.append(f"{args.workers} workers")
+        options.append(f"{args.workers} workers" + (f" on Ray ({args.ray})" if args.ray else ""))
     ref = model.refinement() if args.refinement else None
     if ref is not None:
         options.append(f"refinement of {ref.spec.name}")
@@ -100,7 +100,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                            refinement=args.refinement, progress=printer,
                            progress_interval=args.progress_interval, workers=args.workers,
                            invariants=args.inv or None, disk=args.recover or args.disk,
-                           checkpoint_minutes=args.checkpoint, recover=bool(args.recover))
+                           checkpoint_minutes=args.checkpoint, recover=bool(args.recover),
+                           ray_address=args.ray)
     finally:
         printer.close()
     if args.liveness and result.ok and args.simulate is None:
@@ -221,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_check.add_argument("--seed", type=int, metavar="S", help="simulation seed (default 0)")
     p_check.add_argument("--workers", type=int, default=1, metavar="N",
                          help="explore with N processes (same counts as one; default 1)")
+    p_check.add_argument("--ray", metavar="ADDRESS",
+                         help="explore on Ray actors (--workers of them): 'local' starts a "
+                         "private Ray instance, 'auto' or HOST:PORT joins a Ray cluster")
     p_check.add_argument("--disk", metavar="DIR",
                          help="compact store: 8-byte fingerprints in memory, frontier and parent "
                          "pointers in DIR (a run bounded by disk, not memory)")
