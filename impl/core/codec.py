@@ -68,8 +68,7 @@ def from_plain(obj: object, allowed: tuple[type, ...] | None = None) -> AnyMessa
     if allowed is not None and cls not in allowed:
         raise InvalidMessage(f"unexpected message type {tag!r}")
     spec = _FIELDS[cls]
-    extra = set(obj) - {"t"} - {name for name, _ in spec}
-    if extra:
+    if len(obj) != len(spec) + 1 and (extra := set(obj) - _KEYS[cls]):
         raise InvalidMessage(f"{tag}: unknown field(s) {sorted(map(str, extra))!r:.80}")
     kwargs: dict[str, Any] = {}
     for name, (_, decode) in spec:
@@ -125,10 +124,14 @@ def _wor(name: str, v: object) -> WorId:
     return WorId(check_nat(name + ".segment", seg), Kind(kind), check_nat(name + ".offset", off))
 
 
+_STATUSES = {s.value: s for s in Status}
+
+
 def _status(name: str, v: object) -> Status:
-    if not isinstance(v, str) or v not in {s.value for s in Status}:
+    status = _STATUSES.get(v) if isinstance(v, str) else None
+    if status is None:
         raise InvalidMessage(f"{name}: unknown status {v!r:.20}")
-    return Status(v)
+    return status
 
 
 def _nested(*classes: type) -> tuple[Encode, Decode]:
@@ -172,3 +175,5 @@ CODECS: dict[str, tuple[Encode, Decode]] = {
 _FIELDS: dict[type, list[tuple[str, tuple[Encode, Decode]]]] = {
     cls: [(f.name, CODECS[str(f.type)]) for f in fields(cls)] for cls in TAGS
 }
+#: Each class's allowed keys (its fields and the tag), to spot unknown fields quickly.
+_KEYS: dict[type, set[str]] = {cls: {"t", *(name for name, _ in spec)} for cls, spec in _FIELDS.items()}

@@ -1,4 +1,6 @@
-"""Networking: wire framing now; asyncio servers and clients come next (see docs/impl.md)."""
+"""Networking: wire framing, the asyncio server, the client library, cluster files and local
+clusters (see docs/impl.md). Import the parts from their modules: ``server``, ``client``,
+``cluster``, ``local_cluster``."""
 
 from .framing import (
     MAX_FRAME,

@@ -17,7 +17,6 @@ tolerates by design; see docs/impl.md).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import struct
 from typing import Any
@@ -73,7 +72,9 @@ def _check_key(key: bytes) -> bytes:
 
 
 def _tag(key: bytes, header: bytes, payload: bytes) -> bytes:
-    return hmac.new(key, header + payload, hashlib.sha256).digest()
+    # hmac.digest is the one-shot C path: several times faster than building an HMAC object,
+    # and every frame in and out of a server goes through here.
+    return hmac.digest(key, header + payload, "sha256")
 
 
 def encode_frame(key: bytes, obj: object, max_frame: int = MAX_FRAME) -> bytes:

@@ -1,0 +1,133 @@
+"""Group commit: a reply leaves only after every record handled before it is on disk.
+
+The server hands each handled request to :meth:`GroupCommit.after_durable` with the records the
+acceptor produced and an action (send the reply, forward down the chain). Records that arrive
+while an fsync is running are gathered into the next batch, which is written with a single
+``persist_group`` (one ``write`` + one ``fsync``) in a worker thread, so the event loop keeps
+reading requests meanwhile. At most one fsync is in flight: under load, batches grow by
+themselves, which is the point of group commit.
+
+Why a request *without* records may also wait: its reply can reveal state that an earlier
+request changed and that is not durable yet (a read seeing an accepted value, a retransmitted
+prepare seeing its promise). If that reply went out and the server then crashed, a client
+could count a promise or an accept that the restarted server no longer has. So actions run in
+handling order, each after the fsync that covers everything handled before it; a request
+arriving when nothing is pending is answered at once.
+
+With a non-durable store (``MemoryStore``) records are kept at once and actions run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from ..core.records import AcceptorState, Record
+from ..storage.store import StateStore
+
+log = logging.getLogger("wormspace.server")
+
+Action = Callable[[], None]
+
+
+class GroupCommit:
+    """Orders actions after the durability of the records handled before them."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        state: Callable[[], AcceptorState],
+        on_failure: Callable[[BaseException], None],
+    ) -> None:
+        self.store = store
+        self.state = state  # the live acceptor state, for compaction
+        self.on_failure = on_failure
+        self.durable = store.durable
+        self._records: list[Sequence[Record]] = []
+        self._actions: list[Action] = []
+        self._in_flight = False
+        self._scheduled = False
+        self._failed = False
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="fsync") if self.durable else None
+        self.fsyncs = 0
+        self.records_persisted = 0
+        self.largest_group = 0
+
+    def after_durable(self, records: Sequence[Record], action: Action) -> None:
+        """Run ``action`` once ``records`` and everything handled earlier are durable."""
+        if self._failed:
+            return  # memory is ahead of disk: nothing may be acknowledged any more
+        if not self.durable:
+            if records:
+                self.store.persist(records)
+                self.records_persisted += len(records)
+            action()
+            return
+        if records:
+            self._records.append(records)
+        elif not self._in_flight and not self._actions:
+            action()  # nothing pending: no earlier state to wait for
+            return
+        self._actions.append(action)
+        if not self._in_flight and not self._scheduled:
+            # Let the rest of this event-loop turn (other connections' data) join the batch.
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._start)
+
+    def _start(self) -> None:
+        self._scheduled = False
+        if self._in_flight or self._failed:
+            return
+        batches, actions = self._records, self._actions
+        self._records, self._actions = [], []
+        if not batches:
+            _run(actions)
+            return
+        self._in_flight = True
+        n = sum(len(b) for b in batches)
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._executor, self.store.persist_group, batches)
+        fut.add_done_callback(lambda f: self._done(f, actions, len(batches), n))
+
+    def _done(self, fut: asyncio.Future[None], actions: list[Action], group: int, n: int) -> None:
+        self._in_flight = False
+        exc = fut.exception()
+        if exc is not None:
+            self._failed = True
+            log.critical("persisting %d records failed: %s: no reply will be sent; the server "
+                         "must restart from its log", n, exc)
+            self.on_failure(exc)
+            return
+        self.fsyncs += 1
+        self.records_persisted += n
+        self.largest_group = max(self.largest_group, group)
+        _run(actions)
+        # Compact between fsyncs, never during one (the log file is not shared with the thread).
+        try:
+            self.store.maybe_compact(self.state())
+        except Exception as cexc:  # a failed compaction leaves the old log in place
+            log.error("compaction failed (the log is unchanged): %s", cexc)
+        if self._actions:
+            self._start()
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait until nothing is pending (for a clean shutdown)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self._in_flight or self._actions) and not self._failed and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+
+    def close(self) -> None:
+        """Stop the worker thread."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+
+def _run(actions: list[Action]) -> None:
+    for a in actions:
+        try:
+            a()
+        except Exception:  # one broken connection must not stop the others' replies
+            log.exception("sending a reply failed")

@@ -1,0 +1,265 @@
+"""One reusable, pipelined client connection to one server (asyncio).
+
+:class:`Connection` opens its TCP connection on first use and reopens it after a failure (with a
+back-off, so a dead server costs a failed future, not a connect attempt per request). Any number
+of requests may be outstanding (pipelining); each gets a request id and a future. Frames queued
+in the same event-loop turn leave in one ``write`` (batching of concurrent requests).
+
+Failures are results, not crashes: a request to a server that is down, or whose connection
+drops, fails its future with :class:`ServerUnreachable`; the op driver treats that as a lost
+message and relies on the other replicas and on retries. A reply we cannot authenticate fails
+with :class:`WrongKey` (the cluster keys differ), which is not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..core.chain import ChainReply
+from ..core.codec import AnyMessage, from_plain, to_plain
+from ..core.messages import REPLY_TYPES, InvalidMessage
+from .cluster import ServerSpec
+from .framing import BadAuthentication, FrameDecoder, FrameError, encode_frame
+from .wire import notify_args
+
+log = logging.getLogger("wormspace.client")
+
+_REPLIES: tuple[type, ...] = (*REPLY_TYPES, ChainReply)
+
+Notify = Callable[[str, int, int, tuple[int, int], bytes], None]
+
+
+class ClientError(Exception):
+    """Base of the client library's errors."""
+
+
+class ServerUnreachable(ClientError):
+    """The server could not be reached, or the connection dropped before the reply."""
+
+
+class WrongKey(ClientError):
+    """The server's frames do not authenticate with our key: the cluster keys differ."""
+
+
+class ServerError(ClientError):
+    """The server answered a request with an error (``code`` is one of :mod:`.wire`'s)."""
+
+    def __init__(self, server: str, code: str, detail: str) -> None:
+        super().__init__(f"server {server}: {code}: {detail}")
+        self.code, self.detail = code, detail
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.conn._data(self, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn._lost(self, exc)
+
+
+class Connection:
+    """A connection to ``server`` authenticated with ``key``; ``on_notify`` gets listen pushes."""
+
+    def __init__(
+        self,
+        server: ServerSpec,
+        key: bytes,
+        *,
+        connect_timeout: float = 1.0,
+        backoff: tuple[float, float] = (0.05, 1.0),
+        on_notify: Notify | None = None,
+    ) -> None:
+        self.server, self.key = server, key
+        self.connect_timeout = connect_timeout
+        self.backoff_min, self.backoff_max = backoff
+        self.on_notify = on_notify
+        #: Segments to (re)subscribe to whenever the connection opens.
+        self.subscriptions: set[int] = set()
+        self._proto: _Protocol | None = None
+        self._decoder: FrameDecoder | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._queued: list[bytes] = []  # frames waiting for the connection to open
+        self._out: list[bytes] = []  # frames waiting for this turn's flush
+        self._flush_scheduled = False
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._rid = 0
+        self._down_until = 0.0
+        self._backoff = self.backoff_min
+        self._closed = False
+        self.last_error: str | None = None
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def request(self, msg: AnyMessage) -> asyncio.Future[Any]:
+        """Send protocol message ``msg``; the future resolves to the reply message."""
+        return self._submit({"m": to_plain(msg)})
+
+    def call(self, name: str, **args: Any) -> asyncio.Future[Any]:
+        """Send control call ``name``; the future resolves to its result."""
+        return self._submit({"c": name, "a": args})
+
+    def _submit(self, body: dict[str, Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        if self._closed:
+            fut.set_exception(ServerUnreachable(f"{self.server.id}: connection closed"))
+            return fut
+        self._rid += 1
+        rid = self._rid
+        body["i"] = rid
+        frame = encode_frame(self.key, body)
+        if self._proto is not None:
+            self._pending[rid] = fut
+            self._send(frame)
+            return fut
+        if time.monotonic() < self._down_until:
+            fut.set_exception(ServerUnreachable(
+                f"server {self.server.id} at {self.server.address} is down ({self.last_error})"))
+            return fut
+        self._pending[rid] = fut
+        self._queued.append(frame)
+        if self._connecting is None:
+            self._connecting = loop.create_task(self._connect())
+        return fut
+
+    def _send(self, frame: bytes) -> None:
+        self._out.append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, self._out = self._out, []
+        if self._proto is not None and self._proto.transport is not None and out:
+            self._proto.transport.write(b"".join(out))
+
+    # -- connection management -------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, proto = await asyncio.wait_for(
+                loop.create_connection(lambda: _Protocol(self), self.server.host,
+                                       self.server.port),
+                self.connect_timeout,
+            )
+        except (OSError, TimeoutError) as exc:
+            self.last_error = f"connect failed: {exc or 'timeout'}"
+            self._down_until = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, self.backoff_max)
+            self._fail_all(ServerUnreachable(
+                f"server {self.server.id} at {self.server.address}: {self.last_error}"))
+            self._queued.clear()
+            return
+        finally:
+            self._connecting = None
+        if self._closed:
+            assert proto.transport is not None
+            proto.transport.close()
+            return
+        self._proto, self._decoder = proto, FrameDecoder(self.key)
+        self._backoff = self.backoff_min
+        for seg in sorted(self.subscriptions):  # re-subscribe after a reconnect
+            self._rid += 1
+            self._send(encode_frame(self.key, {"i": self._rid, "c": "listen",
+                                               "a": {"segment": seg}}))
+        queued, self._queued = self._queued, []
+        for frame in queued:
+            self._send(frame)
+
+    def _lost(self, proto: _Protocol, exc: Exception | None) -> None:
+        if proto is not self._proto:
+            return
+        self._proto = self._decoder = None
+        self.last_error = f"connection lost: {exc}" if exc else "connection closed by server"
+        self._fail_all(ServerUnreachable(f"server {self.server.id}: {self.last_error}"))
+
+    def _fail_all(self, exc: Exception) -> None:
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def _abort(self, exc: Exception) -> None:
+        """Drop the connection after a protocol error; fail everything outstanding with ``exc``."""
+        proto = self._proto
+        self._proto = self._decoder = None
+        self.last_error = str(exc)
+        self._fail_all(exc)
+        if proto is not None and proto.transport is not None:
+            proto.transport.abort()
+
+    async def close(self) -> None:
+        """Close the connection; outstanding requests fail with ServerUnreachable."""
+        self._closed = True
+        if self._connecting is not None:
+            self._connecting.cancel()
+        proto = self._proto
+        self._proto = None
+        self._fail_all(ServerUnreachable(f"{self.server.id}: connection closed"))
+        if proto is not None and proto.transport is not None:
+            proto.transport.close()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the TCP connection is open now."""
+        return self._proto is not None
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def _data(self, proto: _Protocol, data: bytes) -> None:
+        if proto is not self._proto or self._decoder is None:
+            return
+        try:
+            objs = self._decoder.feed(data)
+        except BadAuthentication:
+            self._abort(WrongKey(
+                f"server {self.server.id} at {self.server.address} sent a frame that does not "
+                "authenticate with our key: the cluster key differs (or the bytes were altered)"))
+            return
+        except FrameError as exc:
+            self._abort(ServerUnreachable(f"server {self.server.id}: bad frame: {exc}"))
+            return
+        for obj in objs:
+            self._dispatch(obj)
+
+    def _dispatch(self, obj: object) -> None:
+        if type(obj) is not dict:
+            log.warning("server %s sent a non-map frame; ignored", self.server.id)
+            return
+        if "n" in obj:
+            args = notify_args(obj["n"])
+            if args is not None and self.on_notify is not None:
+                self.on_notify(self.server.id, *args)
+            return
+        rid = obj.get("i")
+        fut = self._pending.pop(rid, None) if type(rid) is int else None
+        if "e" in obj and rid == 0:
+            # A connection-level error: the server is about to close the connection.
+            self.last_error = f"{obj.get('e')}: {obj.get('d')}"
+            log.warning("server %s reported: %s", self.server.id, self.last_error)
+            return
+        if fut is None or fut.done():
+            return  # the answer to a request whose op already finished (or was cancelled)
+        if "m" in obj:
+            try:
+                fut.set_result(from_plain(obj["m"], _REPLIES))
+            except InvalidMessage as exc:
+                fut.set_exception(ServerError(self.server.id, "malformed reply", str(exc)))
+        elif "r" in obj:
+            fut.set_result(obj["r"])
+        else:
+            fut.set_exception(ServerError(self.server.id, str(obj.get("e")), str(obj.get("d"))))

@@ -1,0 +1,318 @@
+"""Client library, cluster file and group commit, against in-process servers (no subprocesses)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+import pytest
+from inproc_server import ServerThread, make_config
+from wormspace.impl.core import Kind, Outcome, WorId
+from wormspace.impl.core.records import WorRecord, WorState
+from wormspace.impl.net import cluster as cluster_file
+from wormspace.impl.net.client import (
+    UNSAFE,
+    Capture,
+    Listener,
+    NotAllocated,
+    Sealed,
+    SyncClient,
+    Trimmed,
+    Unavailable,
+    WormSpaceClient,
+    WrongKey,
+)
+from wormspace.impl.net.cluster import ClusterFileError
+from wormspace.impl.net.commit import GroupCommit
+from wormspace.impl.net.segments import AddressSpace, BadAddress
+
+# -- cluster file ------------------------------------------------------------------------------
+
+
+def test_cluster_file_round_trip(tmp_path):
+    cfg = make_config(str(tmp_path), 5, "chain", sets=2, segment_size=16)
+    again = cluster_file.load(cfg.path)
+    assert again.protocol == "chain" and again.segment_size == 16
+    assert again.replica_sets == (("s0", "s2", "s4"), ("s1", "s3"))
+    assert again.replica_set(3) == ("s1", "s3") and again.sets_of("s2") == [0]
+    assert again.servers["s1"].data == str(tmp_path / "s1")
+    assert len(again.key()) == 32
+    assert os.stat(cfg.key_file).st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('"paxos"', '"raft"'), "protocol must be one of"),
+    (lambda t: t.replace('["s0", "s1", "s2"]', '["s0", "s9"]'), "unknown server 's9'"),
+    (lambda t: t.replace('address = "127.0.0.1:', 'address = "127.0.0.1;'), "expected HOST:PORT"),
+    (lambda t: t.replace("segment_size = 64", "segment_size = 0"), "segment_size"),
+    (lambda t: t + "colour = 1\n", "unknown field(s) colour"),
+    (lambda t: t.replace("protocol =", "protocol"), "not valid TOML"),
+    (lambda t: t.replace('key_file = "cluster.key"', 'key_file = "nope.key"'), "no such key file"),
+])
+def test_bad_cluster_files_name_the_problem(tmp_path, edit, message):
+    make_config(str(tmp_path))
+    p = tmp_path / "cluster.toml"
+    p.write_text(edit(p.read_text()))
+    with pytest.raises(ClusterFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        cluster_file.load(str(p)).key()
+
+
+def test_missing_file_and_bad_keys(tmp_path):
+    with pytest.raises(ClusterFileError, match="no such cluster file"):
+        cluster_file.load(str(tmp_path / "nothing.toml"))
+    key = tmp_path / "k"
+    for text, mode, msg in [("ab" * 32, 0o644, "accessible by others"),
+                            ("zz" * 32, 0o600, "in hex"), ("ab" * 4, 0o600, "at least 16")]:
+        key.write_text(text)
+        key.chmod(mode)
+        with pytest.raises(ClusterFileError, match=msg):
+            cluster_file.read_key(str(key))
+    with pytest.raises(ClusterFileError, match="already exists"):
+        cluster_file.create_key(str(key))
+
+
+# -- address space, capture ids, listener counting ---------------------------------------------
+
+
+def test_address_space():
+    sp = AddressSpace(100, 3)
+    assert sp.locate(250) == (2, 50) and sp.address(2, 50) == 250
+    assert sp.data_wor(250) == WorId(2, Kind.DATA, 50) and sp.replica_set(4) == 1
+    for bad in (-1, 1.5, "3"):
+        with pytest.raises(BadAddress):
+            sp.locate(bad)  # type: ignore[arg-type]
+    with pytest.raises(BadAddress):
+        sp.check_range(0, 10, 101)
+    with pytest.raises(BadAddress):
+        sp.check_range(0, 5, 5)
+
+
+def test_capture_token_round_trip():
+    c = Capture(7, (3, 99), b"\x00x")
+    assert Capture.from_token(7, c.token()) == c
+    assert Capture.from_token(7, "1:2") == Capture(7, (1, 2), None)
+    for bad in ("1", "a:b", "0:5", "1:2:zz"):
+        with pytest.raises(BadAddress):
+            Capture.from_token(7, bad)
+
+
+class _FakeClient:
+    space = AddressSpace(10, 1)
+
+
+def test_listener_delivers_once_a_majority_reports_the_same_ballot():
+    got: list[tuple[int, bytes]] = []
+    lst = Listener(_FakeClient(), 2, lambda a, v: got.append((a, v)),  # type: ignore[arg-type]
+                   ("s0", "s1", "s2"), 2)
+    lst.on_notify("s0", 3, (1, 1), b"a")
+    lst.on_notify("s1", 3, (2, 2), b"b")  # another ballot: not yet chosen
+    lst.on_notify("s9", 3, (1, 1), b"a")  # not in the set
+    assert got == []
+    lst.on_notify("s2", 3, (2, 2), b"b")
+    assert got == [(23, b"b")]
+    lst.on_notify("s0", 3, (2, 2), b"b")  # a late third report changes nothing
+    assert got == [(23, b"b")]
+
+
+# -- group commit ------------------------------------------------------------------------------
+
+
+class _GatedStore:
+    """A durable-looking store whose persist_group blocks until released."""
+
+    durable = True
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.groups: list[int] = []
+
+    def persist_group(self, batches):
+        self.gate.wait(5)
+        self.groups.append(sum(len(b) for b in batches))
+
+    def maybe_compact(self, state):
+        return False
+
+    def close(self):
+        pass
+
+
+def test_group_commit_orders_replies_after_earlier_records():
+    rec = WorRecord(WorId(0, Kind.DATA, 0), WorState((1, 1)))
+
+    async def scenario() -> list[str]:
+        store = _GatedStore()
+        gc = GroupCommit(store, lambda: None, lambda e: None)  # type: ignore[arg-type]
+        ran: list[str] = []
+        gc.after_durable([], lambda: ran.append("idle-read"))  # nothing pending: at once
+        gc.after_durable([rec], lambda: ran.append("w1"))
+        gc.after_durable([rec], lambda: ran.append("w2"))
+        gc.after_durable([], lambda: ran.append("read-after-w2"))  # must wait for w1, w2
+        await asyncio.sleep(0.05)
+        assert ran == ["idle-read"]  # the fsync is blocked: nothing acknowledged
+        gc.after_durable([rec], lambda: ran.append("w3"))  # arrives during the fsync
+        store.gate.set()
+        await asyncio.sleep(0.1)
+        gc.close()
+        assert store.groups == [2, 1]  # w1+w2 in one fsync, w3 in the next
+        return ran
+
+    assert asyncio.run(scenario()) == ["idle-read", "w1", "w2", "read-after-w2", "w3"]
+
+
+# -- client against in-process servers ---------------------------------------------------------
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    cfg = make_config(str(tmp_path), 3, segment_size=64)
+    servers = ServerThread(cfg, durable=True)
+    yield cfg, servers
+    servers.close()
+
+
+def test_every_call_in_process(cluster):
+    cfg, _ = cluster
+    with SyncClient(cfg) as c:
+        with pytest.raises(NotAllocated):
+            c.write(5, b"x")
+        assert c.check(0) is None
+        assert c.alloc(0, b"leader=1") is True
+        assert c.alloc(0, b"leader=2") is False
+        assert c.check(0) == b"leader=1"
+        assert c.write(5, b"x") is Outcome.OK
+        assert c.write(5, b"y") is Outcome.ALREADY_WRITTEN
+        assert c.read(5) == b"x" and c.read(6) is None
+        cap = c.capture(7)
+        assert cap.adopted is None
+        rival = c.capture(7)
+        assert c.write(7, b"late", cap) is Outcome.PREEMPTED
+        assert c.write(7, b"won", rival) is Outcome.OK
+        assert c.capture(7).adopted == b"won"  # a new capture reveals the chosen value
+        assert c.write(8, b"u", UNSAFE) is Outcome.OK and c.read(8) == b"u"
+        assert c.write(8, b"v", UNSAFE) is Outcome.PREEMPTED
+        caps = c.capture_range(0, 10, 20)
+        assert len({x.ballot for x in caps}) == 1
+        assert c.write_range(0, 10, [bytes([i]) for i in range(10)], caps) == [Outcome.OK] * 10
+        assert c.read(15) == b"\x05"
+        assert c.write_range(0, 18, [b"a", b"b", b"c"]) == [
+            Outcome.ALREADY_WRITTEN, Outcome.ALREADY_WRITTEN, Outcome.OK]
+        c.trim(0)
+        with pytest.raises(Trimmed):
+            c.read(5)
+        with pytest.raises(Trimmed):
+            c.check(0)
+
+
+def test_capture_ids_are_transferable(cluster):
+    cfg, _ = cluster
+    with SyncClient(cfg) as a, SyncClient(cfg) as b:
+        a.alloc(1, b"m")
+        cap = a.capture(64)
+        assert b.write(64, b"from-b", cap) is Outcome.OK
+        assert a.read(64) == b"from-b"
+
+
+def test_listen_gets_chosen_writes(cluster):
+    cfg, _ = cluster
+    got: list[tuple[int, bytes]] = []
+    seen = threading.Event()
+
+    def cb(addr: int, value: bytes) -> None:
+        got.append((addr, value))
+        if len(got) == 3:
+            seen.set()
+
+    with SyncClient(cfg) as listener_client, SyncClient(cfg) as writer:
+        writer.alloc(2, b"m")
+        lst = listener_client.listen(2, cb)
+        for i in range(3):
+            writer.write(128 + i, b"w%d" % i)
+        assert seen.wait(5)
+        assert sorted(got) == [(128, b"w0"), (129, b"w1"), (130, b"w2")]
+        listener_client.unlisten(lst)
+
+
+def test_pipelining_uses_one_connection_and_group_commit_batches(cluster):
+    cfg, servers = cluster
+
+    async def many() -> list[Outcome]:
+        async with WormSpaceClient(cfg) as c:
+            await c.alloc(3, b"m")
+            return list(await asyncio.gather(*(c.write(192 + i, b"v") for i in range(40))))
+
+    assert asyncio.run(many()) == [Outcome.OK] * 40
+    for srv in servers.servers.values():
+        for _ in range(100):  # a write returns at a majority: let the third server catch up
+            stats = servers.sync(lambda srv=srv: (srv.commit.fsyncs, srv.commit.records_persisted,
+                                                  srv.commit.largest_group))
+            fsyncs, records, largest = stats
+            if records >= 80:
+                break
+            time.sleep(0.02)
+        assert records >= 80  # 40 promises + 40 accepts at least (alloc adds more)
+        assert fsyncs < records and largest > 1, stats  # concurrent requests share fsyncs
+
+
+def test_seal_rejects_the_old_epoch(cluster):
+    cfg, _ = cluster
+    with SyncClient(cfg) as c:
+        c.alloc(0, b"m")
+        c.seal(1)
+        with pytest.raises(Sealed):
+            c.write(1, b"x")
+
+
+def test_minority_down_and_unreachable(cluster):
+    cfg, servers = cluster
+    with SyncClient(cfg, timeout=0.2, retries=2) as c:
+        c.alloc(0, b"m")
+        servers.stop("s2")
+        assert c.write(3, b"x") is Outcome.OK and c.read(3) == b"x"
+        servers.stop("s1")
+        t0 = time.monotonic()
+        with pytest.raises(Unavailable, match="no quorum of s0, s1, s2"):
+            c.read(3)
+        assert time.monotonic() - t0 < 3
+
+
+def test_wrong_key_is_reported_not_retried(cluster, tmp_path):
+    cfg, _ = cluster
+    other = tmp_path / "other.key"
+    cluster_file.create_key(str(other))
+    bad = cluster_file.ClusterConfig(cfg.protocol, str(other), cfg.servers, cfg.replica_sets,
+                                     cfg.segment_size)
+    with SyncClient(bad, timeout=0.2, retries=1) as c:
+        with pytest.raises(WrongKey, match="cluster key differs"):
+            c.check(0)
+
+
+def test_bad_arguments_fail_before_sending(cluster):
+    cfg, _ = cluster
+    with SyncClient(cfg) as c:
+        with pytest.raises(TypeError):
+            c.write(1, "text")  # type: ignore[arg-type]
+        with pytest.raises(BadAddress):
+            c.read(-1)
+        with pytest.raises(BadAddress):
+            c.write(1, b"x", Capture(2, (1, 1)))
+        with pytest.raises(BadAddress):
+            c.capture_range(0, 60, 65)
+
+
+def test_a_split_quorum_with_a_server_down_retries_above_the_rival(cluster):
+    """1 OK + 1 PREEMPTED of 3 with the third down: the op must not wait for the dead one."""
+    from wormspace.impl.core import Prepare
+
+    cfg, servers = cluster
+    with SyncClient(cfg, timeout=0.2, retries=2) as c:
+        c.alloc(0, b"m")
+        servers.stop("s2")
+        srv = servers.servers["s0"]
+        servers.sync(lambda: srv.acceptor.handle(Prepare(0, WorId(0, Kind.DATA, 9), (1000, 7))))
+        t0 = time.monotonic()
+        assert c.write(9, b"x") is Outcome.OK
+        assert c.read(9) == b"x"
+        assert time.monotonic() - t0 < 1.0
