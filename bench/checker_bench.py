@@ -33,7 +33,15 @@ def rss_kb():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
-if which == "handwritten":
+if which == "imports only":
+    from handwritten_twophase import bfs
+    from wormspace.checker.explore import check
+    from wormspace.model.examples.twophase import TwoPhase
+    before = rss_kb()
+    t0 = time.perf_counter()
+    distinct, generated, depth = 0, 0, 0
+    seconds = 0.0
+elif which == "handwritten":
     from handwritten_twophase import bfs
     before = rss_kb()
     t0 = time.perf_counter()
@@ -46,6 +54,8 @@ else:
     import tempfile
     model = TwoPhase(rm=rm)
     kwargs = dict(refinement=(which == "checker+refinement"))
+    if which == "checker, no invariants":
+        kwargs["invariants"] = []
     if which == "checker, 2 workers":
         kwargs["workers"] = 2
     if which == "checker, compact disk store":
@@ -64,8 +74,34 @@ print(json.dumps(dict(which=which, rm=rm, distinct=distinct, generated=generated
 
 GOLDEN = {7: (296_448, 2_744_706, 23), 8: (1_745_408, 18_507_778, 26)}
 TLC = {7: "about 17 s (1 worker), about 12 s (2 workers)", 8: "41 s and 84 s (2 workers)"}
-RUNS = ("handwritten", "checker", "checker+refinement", "checker, 2 workers",
+RUNS = ("handwritten", "checker, no invariants", "checker", "checker+refinement",
+        "checker, 2 workers",
         "checker, compact disk store")
+
+
+def instructions(which: str, rm: int) -> int:
+    """Instructions executed (valgrind callgrind): repeatable whatever else the machine runs."""
+    code = _CHILD.format(here=str(HERE))
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                          sys.executable, "-c", code, which, str(rm)], capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    for line in out.stderr.splitlines():
+        if "Collected" in line:
+            return int(line.split()[-1])
+    raise RuntimeError("callgrind printed no instruction count")
+
+
+def instruction_table(rm: int) -> None:
+    """Instruction counts of the search alone (interpreter start and imports subtracted)."""
+    base = instructions("imports only", rm)
+    rows = [(w, instructions(w, rm) - base) for w in
+            ("handwritten", "checker, no invariants", "checker", "checker+refinement")]
+    hand = rows[0][1]
+    print(f"\nInstructions (valgrind callgrind), TwoPhase rm={rm}, search only:\n")
+    print("| run | instructions | vs hand-written |")
+    print("|---|---:|---:|")
+    for w, n in rows:
+        print(f"| {w} | {n:,} | {n / hand:.2f}x |")
 
 
 def run_one(which: str, rm: int) -> dict[str, float]:
@@ -82,7 +118,12 @@ def main() -> int:
     parser.add_argument("--rm", type=int, action="append", help="resource managers (repeatable)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=HERE / "results" / "checker.json")
+    parser.add_argument("--instructions", type=int, metavar="RM",
+                        help="only count instructions under callgrind for this many RMs")
     args = parser.parse_args()
+    if args.instructions:
+        instruction_table(args.instructions)
+        return 0
     sizes = args.rm or [7, 8]
     rows = []
     for rm in sizes:

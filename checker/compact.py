@@ -116,7 +116,7 @@ class CompactSearch:
                 for states in self._read_frontier(frontier_files):
                     fps_here = current[offset:offset + len(states)]
                     offset += len(states)
-                    generated = expand(states, fps_here, 0, batch, generated, [], [],
+                    generated = expand(states, fps_here, batch, generated, [], [],
                                        ex.cov_distinct, ex.cov_generated)
                 self.flush(batch)
             except Found as found:

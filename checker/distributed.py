@@ -63,7 +63,7 @@ class _Partition:
         stop = None
         generated = 0
         try:
-            generated = self.expand(self.frontier, self.fps, 0, ex.seen, 0, self.nxt,
+            generated = self.expand(self.frontier, self.fps, ex.seen, 0, self.nxt,
                                     self.nxt_fps, cov_d, cov_g)
         except Found as found:
             generated = found.generated

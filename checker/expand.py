@@ -22,42 +22,48 @@ from typing import Any
 PROGRESS_MASK = 0x3FF
 
 _TEMPLATE = """\
-def expand(frontier, frontier_fps, start, seen, generated, nxt, nxt_fps, cov_d, cov_g):
+def expand(frontier, frontier_fps, seen, generated, nxt, nxt_fps, cov_d, cov_g):
     push = nxt.append
     push_fp = nxt_fps.append
     validate = budget[0]
-    for idx in range(start, len(frontier)):
-        s = frontier[idx]
-        fs = frontier_fps[idx]
+    ZERO_COUNTERS
+    idx = 0  #@progress
+    for s, fs in zip(frontier, frontier_fps):
         first = generated  #@deadlock
         ms = refmap(s)  #@ref
         allowed = None  #@ref
 ACTIONS
         if generated == first:  #@deadlock
-            raise Found("deadlock", idx, -1, s, fs, None, generated, len(nxt), None)  #@deadlock
+            SAVE_COUNTERS  #@deadlock
+            raise Found("deadlock", -1, s, fs, None, generated, len(nxt), None)  #@deadlock
         if len(seen) >= BATCH_LIMIT[0]:  #@batch
             flush(seen)  #@batch
+        idx += 1  #@progress
         if not idx & PROGRESS_MASK:  #@progress
-            tick(generated, len(seen), len(frontier) - idx - 1 + len(nxt))  #@progress
+            tick(generated, len(seen), len(frontier) - idx + len(nxt))  #@progress
+    SAVE_COUNTERS
     budget[0] = validate
     return generated
 """
 
 # One block per action, unrolled (AI is the action's index): no loop over actions, no
 # per-successor counter; like TLC, "generated" grows by the size of each successor batch.
+# Coverage is counted in locals (g_AI, d_AI) and added to cov_g/cov_d when the level ends or
+# a violation is raised (SAVE_COUNTERS).
 _ACTION_BLOCK = """\
         succs = succ_AI(s)
         if succs:
             k = len(succs)
             generated += k
-            cov_g[AI] += k
+            g_AI += k
             for _p, t in succs:
                 mt = refmap(t)  #@ref
                 if mt != ms:  #@ref
                     if allowed is None:  #@ref
                         allowed = spec_succ(ms)  #@ref
                     if mt not in allowed:  #@ref
-                        raise Found("refinement", idx, AI, s, fs, t, generated, len(nxt), (ms, mt))  #@ref
+                        SAVE_COUNTERS  #@ref
+                        raise Found("refinement", AI, s, fs, t, generated, len(nxt), (ms, mt))  #@ref
                 fp = hash(canonical(t))  #@sym
                 fp = hash(t)  #@!sym
                 if fp in seen:
@@ -71,12 +77,14 @@ _ACTION_BLOCK = """\
                     continue  #@parallel
                 if not within(t):  #@bounds
                     if not (INVARIANTS):  #@bounds_inv
-                        raise Found("invariant", idx, AI, s, fs, t, generated, len(nxt), None)  #@bounds_inv
+                        SAVE_COUNTERS  #@bounds_inv
+                        raise Found("invariant", AI, s, fs, t, generated, len(nxt), None)  #@bounds_inv
                     continue  #@bounds
                 seen[fp] = fs
-                cov_d[AI] += 1
+                d_AI += 1
                 if not (INVARIANTS):  #@inv
-                    raise Found("invariant", idx, AI, s, fs, t, generated, len(nxt), None)  #@inv
+                    SAVE_COUNTERS  #@inv
+                    raise Found("invariant", AI, s, fs, t, generated, len(nxt), None)  #@inv
                 if validate:
                     validate -= 1
                     check_state(t, AI)
@@ -88,11 +96,10 @@ _ACTION_BLOCK = """\
 class Found(Exception):
     """A violation found while expanding: what, and where the search was."""
 
-    def __init__(self, kind: str, idx: int, action: int, state: Any, state_fp: int,
+    def __init__(self, kind: str, action: int, state: Any, state_fp: int,
                  successor: Any, generated: int, queued_next: int, extra: Any) -> None:
         super().__init__(kind)
         self.kind = kind
-        self.idx = idx
         self.action = action
         self.state = state
         self.state_fp = state_fp
@@ -153,7 +160,10 @@ def make_expander(
     }
     inv_names = [f"inv{i}" for i in range(len(invariants))]
     inv_expr = " and ".join(f"{n}(t)" for n in inv_names)
-    blocks = "".join(_ACTION_BLOCK.replace("AI", str(i)) for i in range(len(succ_fns)))
+    n = len(succ_fns)
+    blocks = "".join(_ACTION_BLOCK.replace("AI", str(i)) for i in range(n))
+    zero = "; ".join(f"g_{i} = d_{i} = 0" for i in range(n)) or "pass"
+    save = "; ".join(f"cov_g[{i}] += g_{i}; cov_d[{i}] += d_{i}" for i in range(n)) or "pass"
     lines = []
     for line in _TEMPLATE.replace("ACTIONS\n", blocks).splitlines():
         code, tag, feature = line.partition("  #@")
@@ -161,6 +171,7 @@ def make_expander(
             wanted = not feature.startswith("!")
             if features[feature.lstrip("!")] != wanted:
                 continue
+        code = code.replace("ZERO_COUNTERS", zero).replace("SAVE_COUNTERS", save)
         lines.append(code.replace("INVARIANTS", inv_expr))
     env: dict[str, Any] = {
         "Found": Found,

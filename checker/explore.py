@@ -289,13 +289,14 @@ class _Explorer:
             nxt: list[Any] = []
             nxt_fps: list[int] = []
             try:
-                generated = expand(frontier, frontier_fps, 0, seen, generated, nxt, nxt_fps,
+                generated = expand(frontier, frontier_fps, seen, generated, nxt, nxt_fps,
                                    self.cov_distinct, self.cov_generated)
             except Found as found:
                 res.generated = found.generated
                 res.depth = depth
                 res.levels = levels
-                raise self._stop(found, len(frontier) - found.idx - 1 + found.queued_next) from None
+                idx = frontier.index(found.state)  # frontier states are distinct
+                raise self._stop(found, len(frontier) - idx - 1 + found.queued_next) from None
             except (ModelError, _Stop):
                 raise
             except Exception as exc:  # the model misbehaved: name where

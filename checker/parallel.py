@@ -175,10 +175,10 @@ def _worker(ex: _Explorer, w: int, n: int, conn: Connection, inboxes: list[Any],
         generated = 0
         queued = 0
         try:
-            generated = expand(frontier, fps, 0, seen, 0, nxt, nxt_fps, cov_d, cov_g)
+            generated = expand(frontier, fps, seen, 0, nxt, nxt_fps, cov_d, cov_g)
         except Found as found:
             generated = found.generated
-            queued = len(frontier) - found.idx - 1 + found.queued_next
+            queued = len(frontier) - frontier.index(found.state) - 1 + found.queued_next
             s = ex._stop(found, queued)
             stop = (s.kind, s.name, s.parent_fp, s.state, s.message)
         except _Stop as s:

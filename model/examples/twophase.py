@@ -70,80 +70,94 @@ class TwoPhase(Model[State]):
         self._abort_bit = 1 << (n + 1)
         # (index, params, Prepared-message bit) per RM, built once.
         self._rm_index = tuple((i, (self._names[i],), 1 << i) for i in range(n))
-        self._rm_bits = tuple((p, bit) for _i, p, bit in self._rm_index)
 
     def init_states(self) -> Iterable[State]:
         return [((WORKING,) * self.rm, TM_INIT, 0, 0)]
 
     def actions(self) -> Sequence[Action[State]]:
+        # This model is the checker's speed benchmark, so its actions are closures over local
+        # constants (no attribute lookups), test their guard on one field before unpacking,
+        # share one empty tuple, and build lists with loops (on Python 3.11 a comprehension
+        # is one more function call).
+        rm_index = self._rm_index
+        all_rms, commit_bit, abort_bit = self._all, self._commit_bit, self._abort_bit
+        none: tuple[tuple[Params, State], ...] = ()
+        sloppy = self.bug == "commit_without_all_prepared"
+
+        # -- transaction manager --------------------------------------------------------------
+
+        def tm_commit(s: State) -> Sequence[tuple[Params, State]]:
+            if s[1] != TM_INIT or not (s[2] if sloppy else s[2] == all_rms):
+                return none
+            rms, _tm, prepared, msgs = s
+            return [((), (rms, TM_COMMITTED, prepared, msgs | commit_bit))]
+
+        def tm_abort(s: State) -> Sequence[tuple[Params, State]]:
+            if s[1] != TM_INIT:
+                return none
+            rms, _tm, prepared, msgs = s
+            return [((), (rms, TM_ABORTED, prepared, msgs | abort_bit))]
+
+        def tm_rcv_prepared(s: State) -> Sequence[tuple[Params, State]]:
+            if s[1] != TM_INIT or not s[3] & all_rms:
+                return none
+            rms, tm, prepared, msgs = s
+            out = []
+            for _i, p, bit in rm_index:
+                if msgs & bit:
+                    out.append((p, (rms, tm, prepared | bit, msgs)))
+            return out
+
+        # -- resource managers ----------------------------------------------------------------
+
+        def rm_prepare(s: State) -> Sequence[tuple[Params, State]]:
+            rms = s[0]
+            if WORKING not in rms:
+                return none
+            _rms, tm, prepared, msgs = s
+            out = []
+            for i, p, bit in rm_index:
+                if rms[i] == WORKING:
+                    out.append((p, (rms[:i] + _PREPARED + rms[i + 1 :], tm, prepared, msgs | bit)))
+            return out
+
+        def rm_choose_to_abort(s: State) -> Sequence[tuple[Params, State]]:
+            rms = s[0]
+            if WORKING not in rms:
+                return none
+            _rms, tm, prepared, msgs = s
+            out = []
+            for i, p, _bit in rm_index:
+                if rms[i] == WORKING:
+                    out.append((p, (rms[:i] + _ABORTED + rms[i + 1 :], tm, prepared, msgs)))
+            return out
+
+        def rm_rcv_commit(s: State) -> Sequence[tuple[Params, State]]:
+            if not s[3] & commit_bit:
+                return none
+            rms, tm, prepared, msgs = s
+            out = []
+            for i, p, _bit in rm_index:
+                out.append((p, (rms[:i] + _COMMITTED + rms[i + 1 :], tm, prepared, msgs)))
+            return out
+
+        def rm_rcv_abort(s: State) -> Sequence[tuple[Params, State]]:
+            if not s[3] & abort_bit:
+                return none
+            rms, tm, prepared, msgs = s
+            out = []
+            for i, p, _bit in rm_index:
+                out.append((p, (rms[:i] + _ABORTED + rms[i + 1 :], tm, prepared, msgs)))
+            return out
+
         return [
-            Action("TMCommit", self._tm_commit),
-            Action("TMAbort", self._tm_abort),
-            Action("TMRcvPrepared", self._tm_rcv_prepared, ("rm",)),
-            Action("RMPrepare", self._rm_prepare, ("rm",)),
-            Action("RMChooseToAbort", self._rm_choose_to_abort, ("rm",)),
-            Action("RMRcvCommitMsg", self._rm_rcv_commit, ("rm",)),
-            Action("RMRcvAbortMsg", self._rm_rcv_abort, ("rm",)),
-        ]
-
-    # Actions return lists (a comprehension is cheaper than a generator in the checker's inner
-    # loop) and reuse one params tuple per RM: this model is the checker's speed benchmark.
-
-    # -- transaction manager ------------------------------------------------------------------
-
-    def _tm_commit(self, s: State) -> list[tuple[Params, State]]:
-        rms, tm, prepared, msgs = s
-        ready = prepared != 0 if self.bug == "commit_without_all_prepared" else prepared == self._all
-        if tm == TM_INIT and ready:
-            return [((), (rms, TM_COMMITTED, prepared, msgs | self._commit_bit))]
-        return []
-
-    def _tm_abort(self, s: State) -> list[tuple[Params, State]]:
-        rms, tm, prepared, msgs = s
-        if tm == TM_INIT:
-            return [((), (rms, TM_ABORTED, prepared, msgs | self._abort_bit))]
-        return []
-
-    def _tm_rcv_prepared(self, s: State) -> list[tuple[Params, State]]:
-        rms, tm, prepared, msgs = s
-        if tm != TM_INIT:
-            return []
-        return [(p, (rms, tm, prepared | bit, msgs)) for p, bit in self._rm_bits if msgs & bit]
-
-    # -- resource managers --------------------------------------------------------------------
-
-    def _rm_prepare(self, s: State) -> list[tuple[Params, State]]:
-        rms, tm, prepared, msgs = s
-        return [
-            (p, (rms[:i] + _PREPARED + rms[i + 1 :], tm, prepared, msgs | bit))
-            for i, p, bit in self._rm_index
-            if rms[i] == WORKING
-        ]
-
-    def _rm_choose_to_abort(self, s: State) -> list[tuple[Params, State]]:
-        rms, tm, prepared, msgs = s
-        return [
-            (p, (rms[:i] + _ABORTED + rms[i + 1 :], tm, prepared, msgs))
-            for i, p, _bit in self._rm_index
-            if rms[i] == WORKING
-        ]
-
-    def _rm_rcv_commit(self, s: State) -> list[tuple[Params, State]]:
-        rms, tm, prepared, msgs = s
-        if not msgs & self._commit_bit:
-            return []
-        return [
-            (p, (rms[:i] + _COMMITTED + rms[i + 1 :], tm, prepared, msgs))
-            for i, p, _bit in self._rm_index
-        ]
-
-    def _rm_rcv_abort(self, s: State) -> list[tuple[Params, State]]:
-        rms, tm, prepared, msgs = s
-        if not msgs & self._abort_bit:
-            return []
-        return [
-            (p, (rms[:i] + _ABORTED + rms[i + 1 :], tm, prepared, msgs))
-            for i, p, _bit in self._rm_index
+            Action("TMCommit", tm_commit),
+            Action("TMAbort", tm_abort),
+            Action("TMRcvPrepared", tm_rcv_prepared, ("rm",)),
+            Action("RMPrepare", rm_prepare, ("rm",)),
+            Action("RMChooseToAbort", rm_choose_to_abort, ("rm",)),
+            Action("RMRcvCommitMsg", rm_rcv_commit, ("rm",)),
+            Action("RMRcvAbortMsg", rm_rcv_abort, ("rm",)),
         ]
 
     # -- properties ---------------------------------------------------------------------------
@@ -152,13 +166,16 @@ class TwoPhase(Model[State]):
         n = self.rm
         top = self._abort_bit << 1
 
+        rm_values = frozenset((WORKING, PREPARED, COMMITTED, ABORTED))
+        all_rms = self._all
+
         def type_ok(s: State) -> bool:
             rms, tm, prepared, msgs = s
             return (
                 len(rms) == n
-                and all(0 <= x <= 3 for x in rms)
+                and rm_values.issuperset(rms)
                 and 0 <= tm <= 2
-                and 0 <= prepared <= self._all
+                and 0 <= prepared <= all_rms
                 and 0 <= msgs < top
             )
 
