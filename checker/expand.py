@@ -29,33 +29,33 @@ def expand(frontier, frontier_fps, seen, generated, nxt, nxt_fps, cov_d, cov_g):
     ZERO_COUNTERS
     idx = 0  #@progress
     for s, fs in zip(frontier, frontier_fps):
-        first = generated  #@deadlock
+        moved = False  #@deadlock
         ms = refmap(s)  #@ref
         allowed = None  #@ref
 ACTIONS
-        if generated == first:  #@deadlock
+        if not moved:  #@deadlock
             SAVE_COUNTERS  #@deadlock
-            raise Found("deadlock", -1, s, fs, None, generated, len(nxt), None)  #@deadlock
+            raise Found("deadlock", -1, s, fs, None, GENERATED, len(nxt), None)  #@deadlock
         if len(seen) >= BATCH_LIMIT[0]:  #@batch
             flush(seen)  #@batch
         idx += 1  #@progress
         if not idx & PROGRESS_MASK:  #@progress
-            tick(generated, len(seen), len(frontier) - idx + len(nxt))  #@progress
+            tick(GENERATED, len(seen), len(frontier) - idx + len(nxt))  #@progress
     SAVE_COUNTERS
     budget[0] = validate
-    return generated
+    return GENERATED
 """
 
 # One block per action, unrolled (AI is the action's index): no loop over actions, no
 # per-successor counter; like TLC, "generated" grows by the size of each successor batch.
 # Coverage is counted in locals (g_AI, d_AI) and added to cov_g/cov_d when the level ends or
-# a violation is raised (SAVE_COUNTERS).
+# a violation is raised (SAVE_COUNTERS); the running "generated" is the level's starting
+# value plus the g_AI (GENERATED), computed only when it is needed.
 _ACTION_BLOCK = """\
         succs = succ_AI(s)
         if succs:
-            k = len(succs)
-            generated += k
-            g_AI += k
+            g_AI += len(succs)
+            moved = True  #@deadlock
             for _p, t in succs:
                 mt = refmap(t)  #@ref
                 if mt != ms:  #@ref
@@ -63,7 +63,7 @@ _ACTION_BLOCK = """\
                         allowed = spec_succ(ms)  #@ref
                     if mt not in allowed:  #@ref
                         SAVE_COUNTERS  #@ref
-                        raise Found("refinement", AI, s, fs, t, generated, len(nxt), (ms, mt))  #@ref
+                        raise Found("refinement", AI, s, fs, t, GENERATED, len(nxt), (ms, mt))  #@ref
                 fp = hash(canonical(t))  #@sym
                 fp = hash(t)  #@!sym
                 if fp in seen:
@@ -78,13 +78,13 @@ _ACTION_BLOCK = """\
                 if not within(t):  #@bounds
                     if not (INVARIANTS):  #@bounds_inv
                         SAVE_COUNTERS  #@bounds_inv
-                        raise Found("invariant", AI, s, fs, t, generated, len(nxt), None)  #@bounds_inv
+                        raise Found("invariant", AI, s, fs, t, GENERATED, len(nxt), None)  #@bounds_inv
                     continue  #@bounds
                 seen[fp] = fs
                 d_AI += 1
                 if not (INVARIANTS):  #@inv
                     SAVE_COUNTERS  #@inv
-                    raise Found("invariant", AI, s, fs, t, generated, len(nxt), None)  #@inv
+                    raise Found("invariant", AI, s, fs, t, GENERATED, len(nxt), None)  #@inv
                 if validate:
                     validate -= 1
                     check_state(t, AI)
@@ -164,6 +164,7 @@ def make_expander(
     blocks = "".join(_ACTION_BLOCK.replace("AI", str(i)) for i in range(n))
     zero = "; ".join(f"g_{i} = d_{i} = 0" for i in range(n)) or "pass"
     save = "; ".join(f"cov_g[{i}] += g_{i}; cov_d[{i}] += d_{i}" for i in range(n)) or "pass"
+    generated_now = "(" + " + ".join(["generated"] + [f"g_{i}" for i in range(n)]) + ")"
     lines = []
     for line in _TEMPLATE.replace("ACTIONS\n", blocks).splitlines():
         code, tag, feature = line.partition("  #@")
@@ -172,6 +173,7 @@ def make_expander(
             if features[feature.lstrip("!")] != wanted:
                 continue
         code = code.replace("ZERO_COUNTERS", zero).replace("SAVE_COUNTERS", save)
+        code = code.replace("GENERATED", generated_now)
         lines.append(code.replace("INVARIANTS", inv_expr))
     env: dict[str, Any] = {
         "Found": Found,
