@@ -58,6 +58,23 @@ ENTRIES += (
         },
         refines="wor",
         proof="wormspace.model.wor.paxos_z3:proof_suite",
+        conformance="wormspace.model.wor.paxos_z3:conformance",
+    ),
+    Entry(
+        name="wor.chain",
+        kind="model",
+        target="wormspace.model.wor.chain:ChainWOR",
+        description="Chain-WOR: f+1 nodes, capture and write head to tail, read from the tail",
+        params={
+            "nodes": Param(2, "chain length (f+1)"),
+            "clients": Param(2, "number of clients"),
+            "values": Param(2, "number of values"),
+            "rounds": Param(1, "captures per client"),
+            "crashes": Param(1, "node crashes allowed (a crashed node blocks writes)"),
+        },
+        refines="wor",
+        proof="wormspace.model.wor.chain_z3:proof_suite",
+        conformance="wormspace.model.wor.chain_z3:conformance",
     ),
 )
 

@@ -8,6 +8,7 @@ model, 151 bad parameters, 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from collections.abc import Sequence
@@ -129,8 +130,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
     kwargs = {k: convert(k, v, entry.params[k].default) if k in entry.params else v
               for k, v in raw.items()}
     suite = load_attr(entry.proof)(**kwargs)
-    out.write(f"Proving {suite.name}: {len(suite.invariant)} invariant conjuncts, "
-              f"{len(suite.actions)} actions\n")
+    out.write(f"Proving {suite.name}: {len(suite.actions)} actions, one obligation per "
+              "(action, invariant conjunct), plus initiation and safety\n")
 
     def show(ob: Obligation) -> None:
         out.write(f"  {ob.verdict:<8} {ob.seconds:7.3f} s  {ob.name}\n")
@@ -142,7 +143,9 @@ def cmd_prove(args: argparse.Namespace) -> int:
     doc: dict[str, Any] = report.to_json()
     ok = report.ok
     if entry.conformance and not args.no_conformance:
-        conf = load_attr(entry.conformance)()
+        conform = load_attr(entry.conformance)
+        accepted = inspect.signature(conform).parameters
+        conf = conform(**{k: v for k, v in kwargs.items() if k in accepted})
         doc["conformance"] = conf.to_json()
         out.write(f"Conformance (symbolic encoding vs explicit model): {conf.summary}\n")
         ok = ok and bool(conf.ok)

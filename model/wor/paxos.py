@@ -191,10 +191,10 @@ class PaxosWOR(Model[State]):
         return (q for q in self.quorums if q <= got)
 
     def _capture_done(self, s: State) -> Iterator[tuple[tuple[int], State]]:
-        for c, (ph, rnd, arg, _ret, e) in enumerate(s[5]):
+        for c, (ph, rnd, arg, _ret, _e) in enumerate(s[5]):
             b = self.current_ballot(c, rnd)
             if ph == CAPTURING and any(self._has_quorum(self._promises(s, b))):
-                top, owner, prop = s[6]
+                top, _owner, prop = s[6]
                 t = _cli(s, c, (HOLD, rnd, arg, spec.CAPTURED, 0))
                 if b > top:  # the latest capture: mark the captures it overlaps (ghost)
                     t = _with(t, ghost=(b, c + 1, prop))
@@ -216,7 +216,7 @@ class PaxosWOR(Model[State]):
         return out
 
     def _write(self, s: State) -> Iterator[tuple[tuple[int, int], State]]:
-        for c, (ph, rnd, _arg, _ret, e) in enumerate(s[5]):
+        for c, (ph, rnd, _arg, _ret, _e) in enumerate(s[5]):
             if ph != HOLD:
                 continue
             b = self.current_ballot(c, rnd)
@@ -229,7 +229,7 @@ class PaxosWOR(Model[State]):
     def _unsafe_write(self, s: State) -> Iterator[tuple[tuple[int, int], State]]:
         if not self.unsafe or any(b == 0 for b, _v in s[3]):
             return  # the application's guarantee: one unsafe write per register
-        for c, (ph, rnd, _arg, _ret, e) in enumerate(s[5]):
+        for c, (ph, rnd, _arg, _ret, _e) in enumerate(s[5]):
             if ph in (IDLE, HOLD):
                 for v in range(1, self.values + 1):
                     t = _with(s, m2a=s[3] | {(0, v)}, ghost=(s[6][0], s[6][1], s[6][2] | 1 << v))
@@ -243,7 +243,7 @@ class PaxosWOR(Model[State]):
         return {v for v, ns in voters.items() if any(self._has_quorum(ns))}
 
     def _write_done(self, s: State) -> Iterator[tuple[tuple[int, str], State]]:
-        for c, (ph, rnd, arg, _ret, e) in enumerate(s[5]):
+        for c, (ph, rnd, arg, _ret, _e) in enumerate(s[5]):
             if ph not in (WRITING, UWRITING):
                 continue
             b = self.current_ballot(c, rnd) if ph == WRITING else 0
@@ -259,7 +259,7 @@ class PaxosWOR(Model[State]):
                 yield (c,), _cli(_with(s, m1a=s[1] | 1 << b), c, (READING, rnd + 1, 0, 0, empty))
 
     def _read_decide(self, s: State) -> Iterator[tuple[tuple[int, str], State]]:
-        for c, (ph, rnd, arg, _ret, e) in enumerate(s[5]):
+        for c, (ph, rnd, _arg, _ret, e) in enumerate(s[5]):
             if ph != READING:
                 continue
             b = self.current_ballot(c, rnd)
@@ -281,13 +281,13 @@ class PaxosWOR(Model[State]):
                 yield (c, label), t
 
     def _read_repaired(self, s: State) -> Iterator[tuple[tuple[int, int], State]]:
-        for c, (ph, rnd, arg, _ret, e) in enumerate(s[5]):
+        for c, (ph, rnd, _arg, _ret, _e) in enumerate(s[5]):
             if ph == REPAIRING:
                 for w in sorted(self._voted_by_quorum(s, self.current_ballot(c, rnd))):
                     yield (c, w), _cli(s, c, (IDLE, rnd, 0, spec.VALUE + w, 0))
 
     def _timeout(self, s: State) -> Iterator[tuple[tuple[int], State]]:
-        for c, (ph, rnd, arg, _ret, e) in enumerate(s[5]):
+        for c, (ph, rnd, arg, _ret, _e) in enumerate(s[5]):
             if ph in (CAPTURING, WRITING, UWRITING):
                 yield (c,), _cli(s, c, (IDLE, rnd, arg, spec.PREEMPTED, 0))
             elif ph in (READING, REPAIRING):
@@ -303,14 +303,14 @@ class PaxosWOR(Model[State]):
                     yield (n, b), _acc(t, n, (b, accb, accv))
 
     def _accept(self, s: State) -> Iterator[tuple[tuple[int, int, int], State]]:
-        for n, (prom, accb, accv) in enumerate(s[0]):
+        for n, (prom, _accb, _accv) in enumerate(s[0]):
             for b, v in s[3]:
                 if b >= prom or self.bug == "accept_below_promise":
                     t = _with(s, m2b=s[4] | {(n, b, v)})
                     yield (n, b, v), _acc(t, n, (max(b, prom), b, v))
 
     def _restart(self, s: State) -> Iterator[tuple[tuple[int], State]]:
-        for n, (prom, accb, accv) in enumerate(s[0]):
+        for n, (_prom, accb, accv) in enumerate(s[0]):
             if self.bug == "forget_promise":
                 yield (n,), _acc(s, n, (accb, accb, accv))
             else:  # durable state survives the crash; nothing volatile to lose
@@ -322,7 +322,7 @@ class PaxosWOR(Model[State]):
         """The refinement mapping onto ``spec.WOR``."""
         ch = self.chosen(s)
         reg = min(v for _b, v in ch) if ch else 0
-        top, owner, prop = s[6]
+        _top, owner, prop = s[6]
         cl = []
         for c, (ph, rnd, arg, ret, e) in enumerate(s[5]):
             if ph in (IDLE, HOLD):

@@ -1,7 +1,6 @@
 """Paxos-WOR: exhaustive checks of invariants and refinement, and the seeded-bug mutants."""
 
 import pytest
-
 from wormspace.checker.explore import check
 from wormspace.model.wor.paxos import BUGS, PaxosWOR
 
@@ -12,6 +11,7 @@ def test_small_config_holds_invariants_and_refines_the_spec() -> None:
     assert r.refinement_checked == "wor"
 
 
+@pytest.mark.slow
 def test_default_config_with_symmetry() -> None:
     r = check(PaxosWOR(clients=2, values=2, rounds=1, unsafe=False), symmetry=True)
     assert r.result == "ok", r.message
