@@ -1,4 +1,5 @@
-"""Command-line subcommands of the implementation (``wormspace server``, ``cluster``, ``wor``).
+"""Command-line subcommands of the implementation (``wormspace server``, ``cluster``, ``wor``;
+``kv``, ``log``, ``tx`` and ``demo`` come from :mod:`.apps.commands`).
 
 ``register(subparsers)`` is called by ``wormspace.main`` to add them; each subcommand sets
 ``func`` to a function taking the parsed arguments and returning an exit code.
@@ -91,6 +92,11 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--for", dest="seconds", type=float, default=10.0,
                     help="stop after this many seconds (default 10)")
     call("status", "print each server's status")
+
+    # The applications (WormPaxos KV, WormLog, WormTX) and the demo.
+    from .apps import commands as app_commands
+
+    app_commands.register(subparsers)
 
 
 # -- server ----------------------------------------------------------------------------------------
