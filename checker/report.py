@@ -44,7 +44,7 @@ def row_id(row: dict[str, Any]) -> str:
 
 
 def _config(row: dict[str, Any]) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in row["result"]["params"].items())
+    params = ", ".join(f"{k}={v}" for k, v in row["result"]["params"].items() if v != "")
     opts = [k for k, v in row.get("options", {}).items() if v is True]
     return params + (f" ({', '.join(opts)})" if opts else "")
 

@@ -48,6 +48,8 @@ MATRIX: tuple[Row, ...] = (
     Row("WOR", "wor.paxos", {}, symmetry=True),
     Row("WOR", "wor.paxos", {"rounds": 2}, symmetry=True, profiles=("full",)),
     Row("WOR", "wor.chain", {}),
+    Row("WOR", "wor.chain", {}, symmetry=True),
+    Row("WOR", "wor.paxos", {"unsafe": True, "clients": 1}, profiles=("full",)),
     Row("WOR", "wor.paxos", {"bug": "accept_below_promise"}, expect="violation"),
     Row("WOR", "wor.paxos", {"bug": "ignore_promised_values"}, expect="violation"),
     Row("WOR", "wor.paxos", {"bug": "read_without_repair"}, expect="violation"),
