@@ -9,7 +9,6 @@ start as ``"loop"`` (the ITF ADR's top-level field, which itf-rs reads) and in `
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,11 +25,8 @@ from .liveness import (
     weak,
 )
 from .model import Model, ModelError
+from .output import print_coverage, timestamp
 from .traces import format_trace, itf_document, result_json, trace_json
-
-
-def _now() -> str:
-    return _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def format_lasso(r: LivenessResult) -> str:
@@ -47,7 +43,7 @@ def format_lasso(r: LivenessResult) -> str:
 def print_liveness_result(out: IO[str], r: LivenessResult, *, coverage: bool = True) -> None:
     """The verdict, lasso, counts and coverage, in TLC's words where TLC has them."""
     out.write(f"Checking temporal properties for the complete state space with {r.distinct} "
-              f"total distinct states at ({_now()})\n")
+              f"total distinct states at ({timestamp()})\n")
     if r.fairness:
         out.write(f"Fairness: {', '.join(r.fairness)}\n")
     else:
@@ -64,17 +60,13 @@ def print_liveness_result(out: IO[str], r: LivenessResult, *, coverage: bool = T
                       "there on.\n")
         out.write("Error: The following behavior constitutes a counter-example:\n\n")
         out.write(format_lasso(r))
-    out.write(f"Finished checking temporal properties in {r.seconds:.2f}s at {_now()}\n")
+    out.write(f"Finished checking temporal properties in {r.seconds:.2f}s at {timestamp()}\n")
     out.write(f"{r.generated} states generated, {r.distinct} distinct states found, "
               f"0 states left on queue.\n")
     out.write(f"The depth of the complete state graph search is {r.depth}.\n")
     out.write(f"The state graph has {r.edges} edges (steps to the same state not counted).\n")
-    if coverage and r.coverage:
-        out.write(f"The coverage statistics at {_now()}\n")
-        for name, (d, g) in r.coverage.items():
-            flag = "  (never enabled)" if g == 0 else ""
-            out.write(f"<{name}>: {d}:{g}{flag}\n")
-        out.write("End of statistics.\n")
+    if coverage:
+        print_coverage(out, r)
 
 
 def liveness_json(r: LivenessResult) -> dict[str, Any]:

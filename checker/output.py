@@ -11,7 +11,7 @@ from .result import DEADLOCK, INVARIANT, OK, REFINEMENT, CheckResult
 from .traces import format_trace
 
 
-def _now() -> str:
+def timestamp() -> str:
     return _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -36,7 +36,7 @@ class ProgressPrinter:
     def __call__(self, p: Progress) -> None:
         rate = p.generated / p.seconds * 60 if p.seconds > 0 else 0.0
         line = (
-            f"Progress({p.depth}) at {_now()}: {p.generated:,} states generated "
+            f"Progress({p.depth}) at {timestamp()}: {p.generated:,} states generated "
             f"({rate:,.0f} s/min), {p.distinct:,} distinct states found, "
             f"{p.queue:,} states left on queue."
         )
@@ -59,7 +59,18 @@ def print_header(out: IO[str], name: str, params: dict[str, object], options: li
     shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
     opts = f" ({', '.join(options)})" if options else ""
     out.write(f"Model {name} with {shown}{opts}\n")
-    out.write(f"Starting... ({_now()})\n")
+    out.write(f"Starting... ({timestamp()})\n")
+
+
+def print_coverage(out: IO[str], r: CheckResult) -> None:
+    """TLC's coverage block: ``<Action>: distinct:generated`` per action, never-enabled flagged."""
+    if not r.coverage:
+        return
+    out.write(f"The coverage statistics at {timestamp()}\n")
+    for name, (d, g) in r.coverage.items():
+        flag = "  (never enabled)" if g == 0 else ""
+        out.write(f"<{name}>: {d}:{g}{flag}\n")
+    out.write("End of statistics.\n")
 
 
 def print_result(out: IO[str], r: CheckResult, *, coverage: bool = True) -> None:
@@ -88,12 +99,8 @@ def print_result(out: IO[str], r: CheckResult, *, coverage: bool = True) -> None
         f"{r.left_on_queue} states left on queue.\n"
     )
     out.write(f"The depth of the complete state graph search is {r.depth}.\n")
-    if coverage and r.coverage:
-        out.write(f"The coverage statistics at {_now()}\n")
-        for name, (d, g) in r.coverage.items():
-            flag = "  (never enabled)" if g == 0 else ""
-            out.write(f"<{name}>: {d}:{g}{flag}\n")
-        out.write("End of statistics.\n")
+    if coverage:
+        print_coverage(out, r)
     rate = r.generated / r.seconds if r.seconds > 0 else 0.0
     out.write(f"Finished in {_duration(r.seconds)} ({r.seconds:.2f} s, {rate:,.0f} states/s) "
-              f"at ({_now()})\n")
+              f"at ({timestamp()})\n")
