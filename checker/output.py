@@ -12,6 +12,7 @@ from .traces import format_trace
 
 
 def timestamp() -> str:
+    """The current local time, as TLC prints it."""
     return _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
 
 
