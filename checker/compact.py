@@ -194,6 +194,7 @@ class CompactSearch:
             out.append(t)
             if len(out) >= CHUNK:
                 self._flush_out()
+                out = self.out_buffer  # a fresh list: the full one went to disk
         # Keep the candidates' fingerprints as known (for the rest of this level), drop states.
         for fp, _ in items:
             batch[fp] = None

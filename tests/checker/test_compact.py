@@ -25,16 +25,16 @@ def test_compact_counts_and_coverage_equal_the_default_store(rm: int, tmp_path: 
     assert b.levels == a.levels and b.coverage == a.coverage
 
 
-def test_compact_small_batches_change_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch, chunk", [(7, 1 << 16), (1 << 20, 5), (13, 3)])
+def test_compact_small_batches_and_frontier_files_change_nothing(
+        batch: int, chunk: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from wormspace.checker import compact
 
     a = check(TwoPhase(rm=4))
-    old = compact.BATCH_LIMIT
-    compact.BATCH_LIMIT = 7  # flush every few states: exercises mid-level flushes
-    try:
-        b = check(TwoPhase(rm=4), disk=tmp_path)
-    finally:
-        compact.BATCH_LIMIT = old
+    # Flush every few states (mid-level flushes) and/or write many small frontier files.
+    monkeypatch.setattr(compact, "BATCH_LIMIT", batch)
+    monkeypatch.setattr(compact, "CHUNK", chunk)
+    b = check(TwoPhase(rm=4), disk=tmp_path)
     assert (b.distinct, b.generated, b.depth, b.coverage) == (a.distinct, a.generated, a.depth,
                                                               a.coverage)
 
