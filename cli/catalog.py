@@ -78,4 +78,49 @@ ENTRIES += (
     ),
 )
 
+_WOS_PARAMS = {
+    "segments": Param(1, "segments"),
+    "size": Param(1, "addresses per segment"),
+    "clients": Param(2, "clients"),
+    "values": Param(1, "data values"),
+    "metas": Param(2, "metadata values"),
+    "replica_sets": Param(1, "replica sets P (segment s is served by s mod P)"),
+    "epochs": Param(2, "configurations (epochs - 1 seals)"),
+    "ops": Param(2, "operations per client (free menu)"),
+    "timeouts": Param(False, "clients may give up"),
+    "menu": Param("alloc,check,trim,capture,write,read", "operations clients choose from"),
+    # Scripts keep the state space small while every interleaving and every register
+    # behaviour is explored; the default one allocates (racing), captures, writes, trims, reads.
+    "workload": Param("alloc1,capture,write1/alloc2,trim,read",
+                      "per-client scripts separated by '/'; '' = free menu"),
+}
+
+ENTRIES += (
+    Entry(
+        name="wos",
+        kind="spec",
+        target="wormspace.spec.wos:WOS",
+        description="the atomic WormSpace interface: alloc/check/trim, capture/write/read, "
+        "batch ranges, seal (docs/layers/wos.md)",
+        params=_WOS_PARAMS,
+    ),
+    Entry(
+        name="wos.segments",
+        kind="model",
+        target="wormspace.model.wos.segments:Segments",
+        description="WormSpace segments over WORs (lower=wor: layered; lower=wor.paxos: flat)",
+        params={
+            **_WOS_PARAMS,
+            "lower": Param("wor", "the WOR model underneath", ("wor", "wor.paxos")),
+            "acceptors": Param(3, "Paxos acceptors (lower=wor.paxos)"),
+            "rounds": Param(1, "Paxos ballots per client (lower=wor.paxos)"),
+            "bug": Param("", "a seeded bug", ("", "alloc_without_capture", "trim_not_completed",
+                                              "batch_write_unchecked", "sealed_accept")),
+        },
+        refines="wos",
+        proof="wormspace.model.wos.segments_z3:proof_suite",
+        conformance="wormspace.model.wos.segments_z3:conformance",
+    ),
+)
+
 BY_NAME = {e.name: e for e in ENTRIES}
