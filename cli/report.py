@@ -52,6 +52,8 @@ MATRIX: tuple[Row, ...] = (
     Row("WOR", "wor.paxos", {"unsafe": True, "clients": 1}, profiles=("full",)),
     Row("WOS", "wos", {}),
     Row("WOS", "wos.segments", {}),
+    Row("WOS", "wos", {"workload": "alloc1,capture,write1/alloc2,trim,read"}),
+    Row("WOS", "wos.segments", {"workload": "alloc1,capture,write1/alloc2,trim,read"}),
     Row("WOS", "wos.segments", {"bug": "alloc_without_capture"}, expect="violation"),
     Row("WOS", "wos.segments", {"bug": "trim_not_completed"}, expect="violation"),
     Row("WOS", "wos.segments", {"bug": "batch_write_unchecked"}, expect="violation"),
