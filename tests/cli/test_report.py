@@ -105,3 +105,22 @@ def test_html_renders_in_headless_chromium_without_console_errors(report_dir: Pa
     assert "<svg" in out.stdout and "288" in out.stdout
     console = [line for line in out.stderr.splitlines() if "CONSOLE" in line]
     assert not console, console
+
+
+def test_layered_vs_flat_pairs_rows_that_differ_only_in_the_lower_layer() -> None:
+    from wormspace.report import layering
+
+    def row(lower: str, distinct: int, seconds: float,
+            workload: str = "alloc1/alloc2") -> dict:  # type: ignore[type-arg]
+        params = {"workload": workload, "lower": lower}
+        if lower == "wor.paxos":
+            params["rounds"] = 2
+        return {"module": "wos.segments", "command": f"wormspace check wos.segments {lower}",
+                "result": {"params": params, "distinct": distinct, "seconds": seconds}}
+
+    comp = layering([row("wor", 973, 0.2), row("wor.paxos", 294_926, 126.0),
+                     row("wor", 5, 1.0, workload="check")])
+    assert len(comp) == 1 and len(comp[0]["rows"]) == 1
+    cells = comp[0]["rows"][0]
+    assert cells[1] == "973" and cells[2] == "294,926" and cells[3] == "303x"
+    assert layering([row("wor", 973, 0.2)]) == []
