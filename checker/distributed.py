@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .expand import Found
 from .model import Model, ModelError
-from .result import INVARIANT, OK
+from .result import OK
 
 if TYPE_CHECKING:
     from .explore import _Explorer
@@ -83,39 +83,18 @@ class _Partition:
 
     def receive(self, batches: list[list[Any]], cov_d: list[int]) -> dict[str, Any]:
         """Keep the candidates this actor owns and has not seen; start the next level."""
-        ex = self.ex
-        seen = ex.seen
-        bounded = ex.model.has_bounds()
+        from .parallel import accept_candidates
+
         stop = None
         for batch in batches:
-            for t, fp, parent, ai in batch:
-                if fp in seen:
-                    continue
-                if bounded and not ex.model.within_bounds(t):
-                    bad = _failed(ex.invariants, t)
-                    if bad and stop is None:
-                        stop = (INVARIANT, bad, parent, t, f"Invariant {bad} is violated.")
-                    continue
-                seen[fp] = parent
-                cov_d[ai] += 1
-                bad = _failed(ex.invariants, t)
-                if bad and stop is None:
-                    stop = (INVARIANT, bad, parent, t, f"Invariant {bad} is violated.")
-                self.nxt.append(t)
-                self.nxt_fps.append(fp)
+            found = accept_candidates(self.ex, batch, cov_d, self.nxt, self.nxt_fps)
+            stop = stop or found
         self.frontier, self.fps = self.nxt, self.nxt_fps
         return {"new": len(self.frontier), "cov_d": cov_d, "stop": stop}
 
     def parent(self, fp: int) -> int | None:
         """The parent of a stored fingerprint (for traces)."""
         return self.ex.seen.get(fp)
-
-
-def _failed(invariants: list[tuple[str, Any]], t: Any) -> str | None:
-    for name, inv in invariants:
-        if not inv(t):
-            return name
-    return None
 
 
 class RaySearch:

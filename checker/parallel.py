@@ -156,9 +156,6 @@ def _worker(ex: _Explorer, w: int, n: int, conn: Connection, inboxes: list[Any],
         seen[fp] = None
     outbox: list[list[Any]] = [[] for _ in range(n)]
     expand = ex.make_expand(None, partition=(w, n, outbox))
-    bounded = ex.model.has_bounds()
-    within = ex.model.within_bounds
-    invariants = ex.invariants
     while True:
         msg = conn.recv()
         if msg[0] == "parent":
@@ -197,23 +194,8 @@ def _worker(ex: _Explorer, w: int, n: int, conn: Connection, inboxes: list[Any],
         local_new = len(nxt)
         for _ in range(n - 1):
             batch = inboxes[w].get()
-            if stop is not None or error is not None:
-                continue
-            for t, fp, parent, ai in batch:
-                if fp in seen:
-                    continue
-                if bounded and not within(t):
-                    bad = _failed(invariants, t)
-                    if bad and stop is None:
-                        stop = (INVARIANT, bad, parent, t, f"Invariant {bad} is violated.")
-                    continue
-                seen[fp] = parent
-                cov_d[ai] += 1
-                bad = _failed(invariants, t)
-                if bad and stop is None:
-                    stop = (INVARIANT, bad, parent, t, f"Invariant {bad} is violated.")
-                nxt.append(t)
-                nxt_fps.append(fp)
+            if stop is None and error is None:
+                stop = accept_candidates(ex, batch, cov_d, nxt, nxt_fps)
         if error is not None:
             conn.send({"error": error})
             continue
@@ -222,8 +204,26 @@ def _worker(ex: _Explorer, w: int, n: int, conn: Connection, inboxes: list[Any],
         frontier, fps = nxt, nxt_fps
 
 
-def _failed(invariants: list[tuple[str, Any]], t: Any) -> str | None:
-    for name, inv in invariants:
-        if not inv(t):
-            return name
-    return None
+def accept_candidates(ex: _Explorer, batch: list[Any], cov_d: list[int], nxt: list[Any],
+                      nxt_fps: list[int]) -> tuple[Any, ...] | None:
+    """Keep the ``(state, fp, parent, action)`` candidates another worker sent that this one
+    owns and has not seen: store, check and queue them. Returns the first violation found
+    (as ``(kind, name, parent_fp, state, message)``), or ``None``."""
+    seen = ex.seen
+    bounded = ex.model.has_bounds()
+    within = ex.model.within_bounds
+    stop: tuple[Any, ...] | None = None
+    for t, fp, parent, ai in batch:
+        if fp in seen:
+            continue
+        in_model = not bounded or within(t)
+        bad = next((name for name, inv in ex.invariants if not inv(t)), None)
+        if bad and stop is None:
+            stop = (INVARIANT, bad, parent, t, f"Invariant {bad} is violated.")
+        if not in_model:
+            continue
+        seen[fp] = parent
+        cov_d[ai] += 1
+        nxt.append(t)
+        nxt_fps.append(fp)
+    return stop
