@@ -13,7 +13,12 @@ The address space is a sequence of segments of ``size`` addresses; address ``a``
   one), with one WOR-contract code per address; ``write`` writes only the addresses the client
   holds a capture id for (``NOT_CAPTURED`` for the others);
 * ``seal()``: a new configuration; requests of the old one are answered ``SEALED`` and the client
-  learns the new configuration; nothing written is lost (registers are untouched).
+  learns the new configuration; nothing written is lost (registers are untouched);
+* ``listen(s)``: ``OK`` subscribes the client to the segment (atomically at the response); from
+  then on every data WOR of the segment that becomes written (``EMPTY`` -> ``v``, while the
+  segment is not trimmed) queues the notification ``(s, offset, v)`` for every subscriber, and
+  ``Notify(c)`` delivers the client's oldest pending notification. No replay of earlier writes;
+  a trim discards the segment's pending notifications.
 
 Workload. Clients invoke operations from ``menu``, at most ``ops`` each, or, with ``workload``
 (e.g. ``"alloc1,trim/alloc2,check"``, see :func:`parse_workload`), exactly the script given per
@@ -31,7 +36,7 @@ and its answer is gated once more at the response.
 
 State (plain ints and tuples)::
 
-    (epoch, segments, clients)
+    (epoch, segments, clients, notes)
     epoch     the current configuration (0 .. epochs-1)
     segment   (meta, mprop, trimmed, tprop, data)
       meta      0, or the winning metadata 1..M
@@ -46,6 +51,11 @@ State (plain ints and tuples)::
       ep        the configuration the client knows (requests carry it)
       left      operations the client may still invoke (the workload bound ``ops``)
       ret       NONE while pending; a code; or, for a data op, a tuple of per-address codes
+    note      per client (subs, pending, delivered)
+      subs      bitmask of the segments the client listens to
+      pending   notifications (s, offset, v) not yet delivered, oldest first
+      delivered notifications delivered, in order
+    Each address is written once, so a client holds at most one notification per address.
 """
 
 from __future__ import annotations
@@ -58,8 +68,8 @@ from wormspace.checker.model import Action, Model, ParameterError
 from wormspace.spec import wor
 
 # Operations.
-IDLE, ALLOC, CHECK, TRIM, CAPTURE, WRITE, READ = range(7)
-OP_NAMES = ("idle", "alloc", "check", "trim", "capture", "write", "read")
+IDLE, ALLOC, CHECK, TRIM, CAPTURE, WRITE, READ, LISTEN = range(8)
+OP_NAMES = ("idle", "alloc", "check", "trim", "capture", "write", "read", "listen")
 DATA_OPS = (CAPTURE, WRITE, READ)
 
 # Codes: the WOR's (NONE, CAPTURED, PREEMPTED, OK, ALREADY_WRITTEN, EMPTY, TIMEOUT, VALUE + v)
@@ -74,7 +84,8 @@ _NAMES = {NOT_CAPTURED: "NOT_CAPTURED", NOT_ALLOCATED: "NOT_ALLOCATED", TRIMMED:
 
 Seg = tuple[int, int, int, int, tuple[wor.State, ...]]
 Client = tuple[int, int, int, int, int, int, int, int, int, int, Any]
-State = tuple[int, tuple[Seg, ...], tuple[Client, ...]]
+Note = tuple[int, tuple[tuple[int, int, int], ...], tuple[tuple[int, int, int], ...]]
+State = tuple[int, tuple[Seg, ...], tuple[Client, ...], tuple[Note, ...]]
 
 #: The atomic WOR's internal actions, which run inside every data register of the interface.
 WOR_INTERNAL = ("WriteTakesEffect", "ProposedTakesEffect", "CaptureReturns", "Respond", "GiveUp")
@@ -161,7 +172,7 @@ class WOS(Model[State]):
         seg: Seg = (0, 0, 0, 0, (w0,) * self.size)
         return [(0, (seg,) * self.segments,
                  tuple((IDLE, 0, 0, 0, 0, 0, 0, 0, 0, self.budget(c), NONE)
-                       for c in range(self.clients)))]
+                       for c in range(self.clients)), ((0, (), ()),) * self.clients)]
 
     def budget(self, c: int) -> int:
         """How many operations client ``c`` invokes in all."""
@@ -184,11 +195,13 @@ class WOS(Model[State]):
             Action("InvokeWrite", lambda s: self._invoke_data(s, WRITE),
                    ("c", "s", "lo", "hi", "v")),
             Action("InvokeRead", lambda s: self._invoke_data(s, READ), ("c", "s", "lo", "hi")),
+            Action("InvokeListen", lambda s: self._invoke(s, LISTEN), ("c", "s")),
             Action("Dispatch", self._dispatch, ("c",)),
             Action("MetaTakesEffect", self._meta_effect, ("s", "meta")),
             Action("TrimTakesEffect", self._trim_effect, ("s",)),
             Action("Respond", self._respond, ("c", "ret")),
             Action("Seal", self._seal, ("epoch",)),
+            Action("Notify", notify, ("c", "s", "off", "v")),
             Action("Terminated", terminated, ()),
         ]
         for name in WOR_INTERNAL:
@@ -203,10 +216,13 @@ class WOS(Model[State]):
             "TrimWasProposed": lambda st: all(not g[2] or g[3] for g in st[1]),
             "TrimmedWasAllocated": lambda st: all(not g[2] or g[0] for g in st[1]),
             "AllocAnswersAgree": self.alloc_answers_agree,
+            "NotifiedIsWritten": lambda st: notified_is_written(
+                st[3], lambda s, o: st[1][s][4][o][0]),
+            "NotifiedOnce": lambda st: notified_once(st[3]),
         }
 
     def variables(self, st: State) -> Mapping[str, Any]:
-        epoch, segs, cl = st
+        epoch, segs, cl = st[:3]
         out: dict[str, Any] = {"epoch": epoch}
         for i, (meta, mprop, trimmed, tprop, data) in enumerate(segs):
             out[f"seg{i}"] = {
@@ -216,6 +232,8 @@ class WOS(Model[State]):
                 "data": {f"off{o}": dict(self.wor_model.variables(w)) for o, w in enumerate(data)},
             }
         out["clients"] = {f"c{c}": show_client(x) for c, x in enumerate(cl)}
+        if any(n != (0, (), ()) for n in st[3]):
+            out["notifications"] = {f"c{c}": show_note(n) for c, n in enumerate(st[3])}
         return out
 
     # -- invariants --------------------------------------------------------------------------
@@ -277,14 +295,14 @@ class WOS(Model[State]):
 
     def _dispatch(self, st: State) -> list[tuple[tuple[int], State]]:
         """A data op reaches its WORs, atomically: allocated, not trimmed, current epoch."""
-        epoch, segs, cl = st
+        epoch, segs, cl = st[:3]
         out = []
         for c, (op, s, lo, hi, arg, disp, _m, g, ep, left, _r) in enumerate(cl):
-            meta, mprop, trimmed, tprop, data = segs[s]
+            meta, _mprop, trimmed, _tprop, data = segs[s]
             if op not in DATA_OPS or disp or not meta or trimmed or ep != epoch:
                 continue
             for mask, new in self.dispatch_to(data, c, op, lo, hi, arg):
-                t = _seg(st, s, (meta, mprop, trimmed, tprop, new))
+                t = written(st, s, new)
                 out.append(((c,), _client(t, c, (op, s, lo, hi, arg, 1, mask, g, ep, left,
                                                  NONE))))
         return out
@@ -314,7 +332,7 @@ class WOS(Model[State]):
         return out
 
     def _trim_effect(self, st: State) -> list[tuple[tuple[int], State]]:
-        return [((s,), _seg(st, s, (meta, mprop, 1, tprop, data)))
+        return [((s,), discard_notes(_seg(st, s, (meta, mprop, 1, tprop, data)), s))
                 for s, (meta, mprop, trimmed, tprop, data) in enumerate(st[1])
                 if tprop and meta and not trimmed]
 
@@ -323,24 +341,24 @@ class WOS(Model[State]):
 
         def step(st: State) -> list[tuple[tuple[Any, ...], State]]:
             out = []
-            for s, (meta, mprop, trimmed, tprop, data) in enumerate(st[1]):
+            for s, (_meta, _mprop, _trimmed, _tprop, data) in enumerate(st[1]):
                 for off, w in enumerate(data):
                     for p, t in act.successors(w):
                         new = data[:off] + (t,) + data[off + 1:]
-                        out.append(((s, off, p), _seg(st, s, (meta, mprop, trimmed, tprop, new))))
+                        out.append(((s, off, p), written(st, s, new)))
             return out
         return step
 
     def _seal(self, st: State) -> list[tuple[tuple[int], State]]:
         if st[0] + 1 < self.epochs:
-            return [((st[0] + 1,), (st[0] + 1, st[1], st[2]))]
+            return [((st[0] + 1,), (st[0] + 1, *st[1:]))]
         return []
 
     # -- responses ---------------------------------------------------------------------------
 
     def answers(self, st: State, c: int) -> list[Any]:
         """The answers client ``c``'s pending operation may be given now."""
-        epoch, segs, cl = st
+        epoch, segs, cl = st[:3]
         op, s, lo, hi, _arg, disp, mask, g, ep, _left, _r = cl[c]
         meta, _mp, trimmed, _tp, data = segs[s]
         if op == IDLE:
@@ -357,7 +375,9 @@ class WOS(Model[State]):
             elif disp:
                 codes.append(tuple(data[o][3][c][4] if mask >> o & 1 else NOT_CAPTURED
                                    for o in range(lo, hi)))
-            if not trimmed and op != ALLOC and not disp and (g or not meta):
+            elif op == LISTEN:
+                codes.append(OK)  # subscribed (see _respond)
+            if not trimmed and op not in (ALLOC, LISTEN) and not disp and (g or not meta):
                 codes.append(NOT_ALLOCATED)
         if not disp and self.timeouts:
             codes.append(TIMEOUT)  # a client may give up on any undispatched operation
@@ -367,13 +387,15 @@ class WOS(Model[State]):
 
     def _respond(self, st: State) -> list[tuple[tuple[int, str], State]]:
         out = []
-        epoch, _segs, cl = st
-        for c, (_op, s, _lo, _hi, _arg, disp, _m, _g, _ep, _left, _r) in enumerate(cl):
+        epoch, _segs, cl = st[:3]
+        for c, (op, s, _lo, _hi, _arg, disp, _m, _g, _ep, _left, _r) in enumerate(cl):
             for code in self.answers(st, c):
                 t = st
                 if disp:  # the WORs' answers have been read: forget them (see settle)
                     meta, mprop, trimmed, tprop, data = st[1][s]
                     t = _seg(t, s, (meta, mprop, trimmed, tprop, settle(data, c)))
+                if op == LISTEN and code == OK:
+                    t = subscribe(t, c, s)
                 out.append(((c, code_name(code)), _client(t, c, answered(cl[c], code, epoch))))
         return out
 
@@ -405,7 +427,7 @@ def parse_workload(text: str, clients: int, segments: int, size: int
                    ) -> tuple[tuple[tuple[int, int, int, int, int], ...], ...] | None:
     """A scripted workload: per client, separated by ``/``, its operations in order, separated
     by ``,``: ``alloc1`` (alloc with meta1), ``check``, ``trim``, ``capture``, ``write2``
-    (write v2), ``read``; ``@s`` targets segment s (default 0); data operations cover the
+    (write v2), ``read``, ``listen``; ``@s`` targets segment s (default 0); data operations cover the
     whole segment. ``""`` means no script (clients choose from the menu). Returns per client
     the tuple of ``(op, s, lo, hi, arg)``."""
     if not text.strip():
@@ -442,20 +464,95 @@ def answered(x: Client, code: Any, epoch: int) -> Client:
 def terminated(st: Any) -> list[tuple[tuple[()], Any]]:
     """The stutter step of a finished workload (every client idle with no operation left), so
     that the end of a bounded workload is not reported as a deadlock; a client stuck in the
-    middle of an operation still is."""
-    if all(x[0] == 0 and x[9] == 0 for x in st[-1]):
+    middle of an operation still is. The clients are ``st[-2]`` (the last item is the
+    notifications, which may still be pending: ``Notify`` stays enabled)."""
+    if all(x[0] == 0 and x[9] == 0 for x in st[-2]):
         return [((), st)]
     return []
 
 
+# -- notifications (listen) --------------------------------------------------------------------
+# Shared with the module, whose state also ends with (..., clients, notes).
+
+def subscribe(st: Any, c: int, s: int) -> Any:
+    """Client ``c`` listens to segment ``s`` from now on (no replay of earlier writes)."""
+    subs, pend, done = st[-1][c]
+    return _note(st, c, (subs | 1 << s, pend, done))
+
+
+def push(st: Any, s: int, off: int, v: int) -> Any:
+    """Address ``(s, off)`` became written with ``v``: queue a notification for every client
+    subscribed to ``s`` that holds none for that address yet."""
+    notes = list(st[-1])
+    for c, (subs, pend, done) in enumerate(notes):
+        if subs >> s & 1 and not any(n[:2] == (s, off) for n in pend + done):
+            notes[c] = (subs, pend + ((s, off, v),), done)
+    return (*st[:-1], tuple(notes))
+
+
+def discard_notes(st: Any, s: int) -> Any:
+    """Segment ``s`` is trimmed: its pending notifications are never delivered."""
+    notes = tuple((subs, tuple(n for n in pend if n[0] != s), done)
+                  for subs, pend, done in st[-1])
+    return (*st[:-1], notes)
+
+
+def notify(st: Any) -> list[tuple[tuple[int, int, int, int], Any]]:
+    """``Notify(c)``: client ``c`` is delivered its oldest pending notification."""
+    out = []
+    for c, (subs, pend, done) in enumerate(st[-1]):
+        if pend:
+            out.append(((c, *pend[0]), _note(st, c, (subs, pend[1:], done + (pend[0],)))))
+    return out
+
+
+def notified_is_written(notes: Sequence[Note], reg: Callable[[int, int], int]) -> bool:
+    """Every notification, pending or delivered, names a written address with its value
+    (``reg(s, off)``: the address's value, 0 if EMPTY), of a segment its client listens to."""
+    return all(subs >> s & 1 and reg(s, off) == v
+               for subs, pend, done in notes for s, off, v in pend + done)
+
+
+def notified_once(notes: Sequence[Note]) -> bool:
+    """No client is notified twice (pending or delivered) about one address."""
+    return all(len({n[:2] for n in pend + done}) == len(pend + done) for _s, pend, done in notes)
+
+
+def written(st: State, s: int, new: tuple[wor.State, ...]) -> State:
+    """``st`` with segment ``s``'s data replaced by ``new``, notifying the subscribers of every
+    address that became written (unless the segment is trimmed)."""
+    meta, mprop, trimmed, tprop, data = st[1][s]
+    t = _seg(st, s, (meta, mprop, trimmed, tprop, new))
+    if not trimmed:
+        for off, (w, x) in enumerate(zip(data, new)):
+            if w[0] == 0 and x[0] != 0:
+                t = push(t, s, off, x[0])
+    return t
+
+
+def show_note(n: Note) -> str:
+    """A client's notifications, readably."""
+    subs, pend, done = n
+
+    def f(ns: tuple[tuple[int, int, int], ...]) -> str:
+        return "[" + ", ".join(f"s{s}[{o}]=v{v}" for s, o, v in ns) + "]"
+    return (f"listens={[s for s in range(subs.bit_length()) if subs >> s & 1]} "
+            f"pending={f(pend)} delivered={f(done)}")
+
+
+def _note(st: Any, c: int, n: Note) -> Any:
+    notes = st[-1]
+    return (*st[:-1], notes[:c] + (n,) + notes[c + 1:])
+
+
 def _client(st: State, c: int, x: Client) -> State:
     cl = st[2]
-    return (st[0], st[1], cl[:c] + (x,) + cl[c + 1:])
+    return (st[0], st[1], cl[:c] + (x,) + cl[c + 1:], *st[3:])
 
 
 def _seg(st: State, s: int, g: Seg) -> State:
     segs = st[1]
-    return (st[0], segs[:s] + (g,) + segs[s + 1:], st[2])
+    return (st[0], segs[:s] + (g,) + segs[s + 1:], *st[2:])
 
 
 def show_client(x: Client) -> str:

@@ -20,6 +20,11 @@ one, a request to a dropped segment is answered ``TRIMMED``):
   WOR first (``EMPTY`` -> ``NOT_ALLOCATED``); then issue the operation on every WOR of the range
   in one round (a write only where the client holds a capture id: ``NOT_CAPTURED`` elsewhere);
   the per-register steps interleave freely; answer the per-address codes.
+* ``listen(s)``: past the gate, the servers record the client as a subscriber and answer ``OK``.
+  When a data WOR of a segment that is not dropped *becomes written* (its value in the plug's
+  view of the lower state goes from ``EMPTY`` to ``v`` in a step), the servers queue the
+  notification ``(s, offset, v)`` for every subscriber; ``Notify`` delivers a client's oldest
+  queued one; dropping a segment discards its queued ones. Earlier writes are not replayed.
 
 The servers' state is modelled where the WORs cannot hold it: the configuration (``epoch``,
 bumped by ``Seal``) and per segment whether it was dropped. Ghost variables, read only by the
@@ -49,6 +54,7 @@ from wormspace.spec.wos import (
     DATA_OPS,
     EMPTY,
     IDLE,
+    LISTEN,
     META,
     NONE,
     NOT_ALLOCATED,
@@ -70,6 +76,8 @@ BUGS = {
     "trim_not_completed": "check meets a written trim WOR and answers TRIMMED without completing it",
     "batch_write_unchecked": "write_range skips the capture check (unsafe writes where no cid is held)",
     "sealed_accept": "servers accept requests of a sealed configuration",
+    "notify_unwritten": "servers notify subscribers when a write request reaches a data WOR, "
+                        "before (and whether or not) it takes effect",
 }
 
 # Client stages: what the client waits for.
@@ -79,15 +87,18 @@ STAGE_NAMES = ("start", "reading meta", "capturing", "writing", "reading winner"
 # Register roles within a segment: metadata, trim, then data offsets.
 META_W, TRIM_W, DATA_W = 0, 1, 2
 
-# State: (epoch, segs, wors, clients)
+# State: (epoch, segs, wors, clients, notes)
 #   segs     per segment (dropped, mprop, tprop, served_after_drop)
 #   wors     per register an instance (lower state, unsafe writes); register of segment s,
 #            role r is s * (size + 2) + r
 #   clients  per client (op, seg, lo, hi, arg, stage, mask, g, ep, left, known, ret)
 #            known: bitmask of segments the client knows are allocated
+#   notes    per client (subscribed segments, queued notifications, delivered notifications),
+#            the servers' subscriptions and outboxes and the client's inbox; the same shape
+#            as the spec's (spec.subscribe/push/notify operate on both)
 Seg = tuple[int, int, int, int]
 Client = tuple[int, int, int, int, int, int, int, int, int, int, int, Any]
-State = tuple[int, tuple[Seg, ...], tuple[Inst, ...], tuple[Client, ...]]
+State = tuple[int, tuple[Seg, ...], tuple[Inst, ...], tuple[Client, ...], tuple[spec.Note, ...]]
 
 
 @dataclass
@@ -159,7 +170,8 @@ class Segments(Model[State]):
                      for r in range(self._stride))
         cl = tuple((IDLE, 0, 0, 0, 0, START, 0, 0, 0, self.wos.budget(c), 0, NONE)
                    for c in range(self.clients))
-        return [(0, ((0, 0, 0, 0),) * self.segments, wors, cl)]
+        return [(0, ((0, 0, 0, 0),) * self.segments, wors, cl,
+                 ((0, (), ()),) * self.clients)]
 
     def actions(self) -> Sequence[Action[State]]:
         acts: list[Action[State]] = [
@@ -169,10 +181,12 @@ class Segments(Model[State]):
             Action("InvokeCapture", lambda st: self._invoke(st, CAPTURE), ("c", "s", "lo", "hi")),
             Action("InvokeWrite", lambda st: self._invoke(st, WRITE), ("c", "s", "lo", "hi", "v")),
             Action("InvokeRead", lambda st: self._invoke(st, READ), ("c", "s", "lo", "hi")),
+            Action("InvokeListen", lambda st: self._invoke(st, LISTEN), ("c", "s")),
             Action("Proceed", lambda st: self._client_steps(st, False), ("c", "step")),
             Action("CompleteTrim", self._complete_trim, ("c", "s")),
             Action("Respond", lambda st: self._client_steps(st, True), ("c", "ret")),
             Action("Seal", self._seal, ("epoch",)),
+            Action("Notify", spec.notify, ("c", "s", "off", "v")),
             Action("Terminated", spec.terminated, ()),
         ]
         for role, label in ((META_W, "Meta"), (TRIM_W, "Trim"), (DATA_W, "Data")):
@@ -187,6 +201,9 @@ class Segments(Model[State]):
             "TrimIsFinal": self.trim_is_final,
             "TrimmedNeverServes": lambda st: not any(g[3] for g in st[1]),
             "WorContractRespected": lambda st: all(i[1] & (i[1] - 1) == 0 for i in st[2]),
+            "NotifiedIsWritten": lambda st: spec.notified_is_written(
+                st[4], lambda s, o: self.plugs[DATA_W].reg(st[2][self.reg_index(s, DATA_W + o)])),
+            "NotifiedOnce": lambda st: spec.notified_once(st[4]),
         }
         # Each register keeps the lower layer's own invariants (write-once among them).
         for name, inv in self.plugs[0].invariants().items():
@@ -197,10 +214,10 @@ class Segments(Model[State]):
         return Refinement(self.wos, self.to_spec,
                           "alloc takes effect when the metadata WOR is written, trim when the "
                           "servers drop the segment; data registers map through the lower "
-                          "layer's own mapping")
+                          "layer's own mapping; notifications map one to one")
 
     def variables(self, st: State) -> Mapping[str, Any]:
-        epoch, segs, wors, cl = st
+        epoch, segs, wors, cl = st[:4]
         out: dict[str, Any] = {"epoch": epoch}
         for s, (dropped, mprop, tprop, served) in enumerate(segs):
             regs = {}
@@ -217,6 +234,8 @@ class Segments(Model[State]):
                               "trim_invoked": bool(tprop), "served_after_drop": bool(served),
                               "registers": regs}
         out["clients"] = {f"c{c}": _show(x) for c, x in enumerate(cl)}
+        if any(n != (0, (), ()) for n in st[4]):
+            out["notifications"] = {f"c{c}": spec.show_note(n) for c, n in enumerate(st[4])}
         return out
 
     # -- invariants ------------------------------------------------------------------------------
@@ -261,7 +280,8 @@ class Segments(Model[State]):
             if op == TRIM:
                 dropped, mprop, _tp, served = t[1][s]
                 t = _seg(t, s, (dropped, mprop, 1, served))
-            p = (c, s) if op in (CHECK, TRIM) else (c, s, lo, hi, v) if op == WRITE else (c, s, lo, hi)
+            p = ((c, s) if op in (CHECK, TRIM, LISTEN) else
+                 (c, s, lo, hi, v) if op == WRITE else (c, s, lo, hi))
             out.append((p, t))
         return out
 
@@ -328,6 +348,8 @@ class Segments(Model[State]):
         knowledge and the answer (the same shape as the spec's ``answered``)."""
         ep = st[0] if code == SEALED else x[8]
         t = _client(st, c, (IDLE, x[1], 0, 0, 0, START, 0, 0, ep, x[9], x[10], code))
+        if x[0] == LISTEN and code == OK:
+            t = spec.subscribe(t, c, x[1])
         informative = code not in (SEALED, TRIMMED, PREEMPTED, TIMEOUT)
         dropped, mprop, tprop, served = st[1][x[1]]
         if dropped and informative and not served:  # monitor: a dropped segment answered
@@ -353,6 +375,8 @@ class Segments(Model[State]):
             return [(label, _client(_wor(st, i, w), c, y)) for w in succ]
 
         if stage == START:
+            if op == LISTEN:
+                return [(None, OK)]  # subscribed (see _answer)
             if op == ALLOC:
                 if self.bug == "alloc_without_capture":
                     return go(META_W, wor.UWRITE, arg, WR, f"unsafe-write meta{arg}")
@@ -429,7 +453,10 @@ class Segments(Model[State]):
             succ = data.invoke(st[2][i], c, wop, arg)
             if not succ:
                 return [(None, TIMEOUT)]
-            results = [(mask | 1 << o, _wor(t, i, w)) for mask, t in results for w in succ]
+            results = [(mask | 1 << o, self._became_written(t, _wor(t, i, w), s))
+                       for mask, t in results for w in succ]
+            if op == WRITE and self.bug == "notify_unwritten":
+                results = [(mask, spec.push(t, s, o, arg)) for mask, t in results]
         label = f"{spec.OP_NAMES[op]} round"
         return [(label, _client(t, c, x[:5] + (DISP, mask) + x[7:])) for mask, t in results]
 
@@ -439,7 +466,7 @@ class Segments(Model[State]):
             if x[5] == COMPLETE:
                 s = x[1]
                 _d, mprop, tprop, served = st[1][s]
-                t = _seg(st, s, (1, mprop, tprop, served))
+                t = spec.discard_notes(_seg(st, s, (1, mprop, tprop, served)), s)
                 out.append(((c, s), _client(t, c, x[:5] + (FINAL,) + x[6:])))
         return out
 
@@ -452,20 +479,38 @@ class Segments(Model[State]):
         plug, per_seg = self.plug(role), self.size if role == DATA_W else 1
 
         def step(st: State) -> list[Any]:
-            out = []
+            out: list[tuple[tuple[Any, ...], State]] = []
             for s in range(self.segments):
                 for k in range(per_seg):
                     i = self.reg_index(s, role + k)
                     for p, w in plug.steps(act, st[2][i]):
-                        out.append(((s, k, p) if role == DATA_W else (s, p), _wor(st, i, w)))
+                        t = _wor(st, i, w)
+                        if role == DATA_W:
+                            out.append(((s, k, p), self._became_written(st, t, s)))
+                        else:
+                            out.append(((s, p), t))
             return out
         return step
+
+    def _became_written(self, before: State, after: State, s: int) -> State:
+        """``after`` with a notification queued for the subscribers of every data WOR of
+        segment ``s`` whose value, in the plug's view, went from EMPTY to v (not if dropped)."""
+        if before[1][s][0] or not any(n[0] >> s & 1 for n in after[4]):
+            return after
+        data = self.plugs[DATA_W]
+        for o in range(self.size):
+            i = self.reg_index(s, DATA_W + o)
+            if before[2][i] is not after[2][i] and not data.reg(before[2][i]):
+                v = data.reg(after[2][i])
+                if v:
+                    after = spec.push(after, s, o, v)
+        return after
 
     # -- refinement mapping --------------------------------------------------------------------
 
     def to_spec(self, st: State) -> spec.State:
         """The refinement mapping onto ``spec.WOS``."""
-        epoch, segs, wors, cl = st
+        epoch, segs, wors, cl, notes = st
         meta_p, data_p = self.plugs[META_W], self.plugs[DATA_W]
         out_segs = []
         for s, (dropped, mprop, tprop, _served) in enumerate(segs):
@@ -490,20 +535,20 @@ class Segments(Model[State]):
                 disp = int(stage == DISP)
                 out_cl.append((op, s, lo, hi, 0 if op == CHECK else arg, disp,
                                mask if disp else 0, g, ep, left, NONE))
-        return (epoch, tuple(out_segs), tuple(out_cl))
+        return (epoch, tuple(out_segs), tuple(out_cl), notes)
 
 
 def _client(st: State, c: int, x: Client) -> State:
     cl = st[3]
-    return (st[0], st[1], st[2], cl[:c] + (x,) + cl[c + 1:])
+    return (st[0], st[1], st[2], cl[:c] + (x,) + cl[c + 1:], st[4])
 
 
 def _seg(st: State, s: int, g: Seg) -> State:
-    return (st[0], st[1][:s] + (g,) + st[1][s + 1:], st[2], st[3])
+    return (st[0], st[1][:s] + (g,) + st[1][s + 1:], st[2], st[3], st[4])
 
 
 def _wor(st: State, i: int, w: Inst) -> State:
-    return (st[0], st[1], st[2][:i] + (w,) + st[2][i + 1:], st[3])
+    return (st[0], st[1], st[2][:i] + (w,) + st[2][i + 1:], st[3], st[4])
 
 
 def _show(x: Client) -> str:

@@ -304,7 +304,7 @@ class EvalVocab(Vocab):
 
 def project(m: mod.Segments, st: mod.State) -> dict[str, Any]:
     """An explicit state of ``segments.py`` in the encoding's symbols (values 0 = none)."""
-    epoch, segs, wors, cl = st
+    epoch, segs, wors, cl = st[:4]  # notifications (listen) are not in the encoding
     meta, trim, data = m.plugs
     out: dict[str, Any] = {
         "mw": {(s,): meta.reg(wors[m.reg_index(s, mod.META_W)]) for s in range(m.segments)},

@@ -24,7 +24,9 @@ def test_workload_parsing_and_errors() -> None:
     assert script == (((wos.ALLOC, 0, 0, 0, 1), (wos.WRITE, 1, 0, 3, 2)),
                       ((wos.CHECK, 0, 0, 0, 0), (wos.READ, 0, 0, 3, 0)))
     assert wos.parse_workload("", 2, 1, 1) is None
-    for bad in ("alloc1", "alloc/check", "frob/check", "alloc1@5/check"):
+    assert wos.parse_workload("listen@1/alloc1", 2, 2, 1) == (((wos.LISTEN, 1, 0, 0, 0),),
+                                                            ((wos.ALLOC, 0, 0, 0, 1),))
+    for bad in ("alloc1", "alloc/check", "frob/check", "alloc1@5/check", "listen1/check"):
         with pytest.raises(ParameterError):
             wos.parse_workload(bad, 2, 2, 1)
     with pytest.raises(ParameterError):
@@ -82,3 +84,89 @@ def test_seal_rejects_requests_of_the_old_configuration() -> None:
     st = _step(m, st, "Data.Respond", 0, 0, (0, "EMPTY"))
     assert _answers(m, st, 0) == {"(EMPTY)"}
     assert st[1][0][0] == 1
+
+
+#: The listen workload: client 0 subscribes while client 1 allocates, captures and writes.
+LISTEN = "listen/alloc1,capture,write1"
+
+
+def test_listen_workload_notifies_and_holds_the_notification_invariants() -> None:
+    for size in (1, 2):
+        r = check(WOS(workload=LISTEN, size=size))
+        assert r.result == "ok", r.message
+        assert r.coverage["Notify"][0] > 0
+    # Listening adds nothing to the default configuration's state (its notes stay empty).
+    assert "listen" not in WOS().menu
+
+
+def _write(m: WOS, st: Any, c: int) -> Any:
+    """Client ``c`` allocates segment 0 with meta1, captures and writes v1 at offset 0."""
+    st = _step(m, st, "InvokeAlloc", c, 0, 1)
+    st = _step(m, st, "MetaTakesEffect", 0, 1)
+    st = _step(m, st, "Respond", c, "meta1")
+    st = _step(m, st, "InvokeCapture", c, 0, 0, 1)
+    st = _step(m, st, "Dispatch", c)
+    st = _step(m, st, "Data.CaptureReturns", 0, 0, (c,))
+    st = _step(m, st, "Respond", c, "(CAPTURED)")
+    st = _step(m, st, "InvokeWrite", c, 0, 0, 1, 1)
+    st = _step(m, st, "Dispatch", c)
+    return _step(m, st, "Data.WriteTakesEffect", 0, 0, (c,))
+
+
+def test_listen_delivers_each_write_once_in_order_without_replay() -> None:
+    m = WOS(menu="alloc,capture,write,listen,trim", ops=4, epochs=1)
+    st = next(iter(m.init_states()))
+    st = _step(m, st, "InvokeListen", 0, 0)
+    assert _answers(m, st, 0) == {"OK"}  # no NOT_ALLOCATED: one may listen to a new segment
+    st = _step(m, st, "Respond", 0, "OK")
+    assert st[3][0] == (1, (), ())
+    st = _write(m, st, 1)
+    assert st[3][0] == (1, ((0, 0, 1),), ())  # queued when the write took effect
+    assert st[3][1] == (0, (), ())  # client 1 does not listen
+    notify = next(a for a in m.actions() if a.name == "Notify")
+    [(params, st)] = notify.successors(st)
+    assert params == (0, 0, 0, 1) and st[3][0] == (1, (), ((0, 0, 1),))
+    assert not notify.successors(st)  # never twice
+    # A client subscribing after the write is not told about it (no replay).
+    st = _step(m, st, "Data.Respond", 0, 0, (1, "OK"))
+    st = _step(m, st, "Respond", 1, "(OK)")
+    st = _step(m, st, "InvokeListen", 1, 0)
+    st = _step(m, st, "Respond", 1, "OK")
+    assert st[3][1] == (1, (), ()) and not notify.successors(st)
+
+
+def test_trim_discards_pending_notifications() -> None:
+    m = WOS(menu="alloc,capture,write,listen,trim", ops=5, epochs=1)
+    st = next(iter(m.init_states()))
+    st = _step(m, st, "InvokeListen", 0, 0)
+    st = _step(m, st, "Respond", 0, "OK")
+    st = _write(m, st, 1)
+    assert st[3][0][1] == ((0, 0, 1),)
+    st = _step(m, st, "Data.Respond", 0, 0, (1, "OK"))
+    st = _step(m, st, "Respond", 1, "(OK)")
+    st = _step(m, st, "InvokeTrim", 1, 0)
+    st = _step(m, st, "TrimTakesEffect", 0)
+    assert st[3][0] == (1, (), ())  # the trimmed segment's data is never revealed again
+
+
+def test_notification_invariants_reject_bad_notifications() -> None:
+    m = WOS(workload=LISTEN)
+    inv = m.invariants()
+    st = next(iter(m.init_states()))
+    bad = [(1, ((0, 0, 1),), ()),  # the address is not written
+           (0, (), ((0, 0, 1),))]  # and the client does not even listen
+    for note in bad:
+        t = (*st[:3], (note, st[3][1]))
+        assert not inv["NotifiedIsWritten"](t)
+    written = _seg_written(st, 1)
+    assert inv["NotifiedIsWritten"]((*written[:3], ((1, ((0, 0, 1),), ()), written[3][1])))
+    assert not inv["NotifiedIsWritten"]((*written[:3], ((1, ((0, 0, 2),), ()), written[3][1])))
+    twice = (1, ((0, 0, 1),), ((0, 0, 1),))
+    assert not inv["NotifiedOnce"]((*written[:3], (twice, written[3][1])))
+
+
+def _seg_written(st: Any, v: int) -> Any:
+    """``st`` with segment 0's offset 0 holding ``v`` (nothing else changed)."""
+    meta, mprop, tr, tp, data = st[1][0]
+    w = data[0]
+    return (st[0], ((meta, mprop, tr, tp, ((v, *w[1:]),)),), *st[2:])
