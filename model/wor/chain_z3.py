@@ -17,6 +17,7 @@ from typing import Any
 from wormspace.checker.conformance import ConformanceReport, Universe, check_conformance
 from wormspace.checker.prove import Formula, ProofSuite, Transition, View, Vocab, suite
 from wormspace.model.wor import chain as ch
+from wormspace.model.wor.client_encoding import ClientEncoding
 from wormspace.spec import wor as spec
 
 ID, V_, C = "cid", "value", "client"
@@ -25,7 +26,7 @@ RETS = ("NONE", "CAPTURED", "PREEMPTED", "OK", "ALREADY_WRITTEN", "EMPTY", "TIME
 CLIENT = ("phase", "cur", "arg", "pos", "carried", "retc", "retv")
 
 
-class ChainEncoding:
+class ChainEncoding(ClientEncoding):
     """Sorts, symbols, axioms, init, actions, invariant and safety of Chain-WOR over ``V``."""
 
     def __init__(self, V: Vocab, nodes: int = 2, crashes: int = 1) -> None:
@@ -55,32 +56,11 @@ class ChainEncoding:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def lt(self, a: Any, b: Any) -> Formula:
-        return self.V.And(self.le(a, b), self.V.Not(self.V.eq(a, b)))
-
-    def real(self, v: Any) -> Formula:
-        return self.V.Not(self.V.eq(v, self.none))
-
-    def in_phase(self, c: Any, *names: str) -> Formula:
-        return self.V.Or(*[self.V.eq(self.phase.pre(c), self.ph[n]) for n in names])
-
-    def step(self, modifies: tuple[str, ...], **bodies: Callable[..., Any]) -> Formula:
-        V = self.V
-        return V.And(*[V.define(self.sym[m], bodies.get(m, self.sym[m].pre)) for m in modifies])
-
-    def client(self, c: Any, **fields: Any) -> dict[str, Callable[..., Any]]:
-        V = self.V
-        out: dict[str, Callable[..., Any]] = {}
-        for name, val in fields.items():
-            f = self.sym[name]
-            if name == "phase":
-                val = self.ph[val]
-            elif name == "retc" and isinstance(val, str):
-                val = self.rc[val]
-            elif name == "pos" and isinstance(val, int):
-                val = self.at_node[val]
-            out[name] = lambda x, f=f, val=val: V.If(V.eq(x, c), val, f.pre(x))
-        return out
+    def field_value(self, name: str, val: Any) -> Any:
+        """As the base class, and a chain position given as an int becomes its constant."""
+        if name == "pos" and isinstance(val, int):
+            return self.at_node[val]
+        return super().field_value(name, val)
 
     def const_body(self, val: Any) -> Callable[[], Any]:
         return lambda: val

@@ -37,6 +37,7 @@ from typing import Any
 from wormspace.checker.conformance import ConformanceReport, Universe, check_conformance
 from wormspace.checker.prove import Formula, ProofSuite, Transition, View, Vocab, suite
 from wormspace.model.wor import paxos as px
+from wormspace.model.wor.client_encoding import ClientEncoding
 from wormspace.spec import wor as spec
 
 N, Q, B, V_, C = "node", "quorum", "ballot", "value", "client"
@@ -45,7 +46,7 @@ RETS = ("NONE", "CAPTURED", "PREEMPTED", "OK", "ALREADY_WRITTEN", "EMPTY", "TIME
 CLIENT = ("phase", "cur", "arg", "retc", "retv")
 
 
-class PaxosEncoding:
+class PaxosEncoding(ClientEncoding):
     """Sorts, symbols, axioms, init, actions, invariant and safety of Paxos-WOR over ``V``."""
 
     def __init__(self, V: Vocab, bug: str = "", unsafe: bool = True) -> None:
@@ -83,38 +84,10 @@ class PaxosEncoding:
 
     # -- formula helpers -------------------------------------------------------------------
 
-    def lt(self, a: Any, b: Any) -> Formula:
-        return self.V.And(self.le(a, b), self.V.Not(self.V.eq(a, b)))
-
-    def real(self, v: Any) -> Formula:
-        return self.V.Not(self.V.eq(v, self.none))
-
-    def in_phase(self, c: Any, *names: str) -> Formula:
-        return self.V.Or(*[self.V.eq(self.phase.pre(c), self.ph[n]) for n in names])
-
-    def step(self, modifies: tuple[str, ...], **bodies: Callable[..., Any]) -> Formula:
-        """The definitions of every modified symbol's post-state; a symbol of ``modifies``
-        without a body keeps its value in this branch of the action."""
-        V = self.V
-        return V.And(*[V.define(self.sym[m], bodies.get(m, self.sym[m].pre)) for m in modifies])
-
     def ins(self, name: str, *tup: Any) -> Callable[..., Any]:
         """Body of ``R'(x) <-> R(x) | x = tup``."""
         V, sym = self.V, self.sym[name]
         return lambda *x: V.Or(sym.pre(*x), V.And(*[V.eq(a, b) for a, b in zip(x, tup)]))
-
-    def client(self, c: Any, **fields: Any) -> dict[str, Callable[..., Any]]:
-        """Bodies setting client ``c``'s fields (``ret`` a response name, or a term)."""
-        V = self.V
-        out: dict[str, Callable[..., Any]] = {}
-        for name, val in fields.items():
-            f = self.sym[name]
-            if name == "phase":
-                val = self.ph[val]
-            elif name == "retc" and isinstance(val, str):
-                val = self.rc[val]
-            out[name] = lambda x, f=f, val=val: V.If(V.eq(x, c), val, f.pre(x))
-        return out
 
     def raise_promise(self, n: Any, b: Any) -> dict[str, Callable[..., Any]]:
         """promised(n) := max(promised(n), b)."""
