@@ -21,6 +21,14 @@ WOR contract survive the collapse and are kept here:
   Paxos capture that finds the value at a minority of acceptors finishes it;
 * with ``flaky``, any operation may time out, either before or after taking effect.
 
+A write carries the capture id of the process's *preceding* operation on that register (the
+WOR contract, ``docs/layers/wor.md``): a process writes a register right after capturing it, with
+no read of that register in between (a read may repair the register with a higher ballot and so
+preempt its own reader's capture). To learn what a predecessor left in a register, capture it and
+write: ``ALREADY_WRITTEN`` says it holds a value, which a read then returns. :func:`write` cannot
+see this rule (it has no per-process memory); application models keep it, and the tests of this
+module check one-step histories that keep it against ``spec/wor.py``.
+
 Range operations (``capture_range``, ``write_range``) are *not* atomic in the interface: each
 register of the range behaves on its own. Application models therefore issue them as one step
 per address, so every interleaving of two ranges is explored.
