@@ -94,23 +94,33 @@ class Fairness:
     action: str
     #: One condition per parameter value (``\\A rm: WF(A(rm))``) rather than one for ``A``.
     per_params: bool = True
+    #: Only the instances whose parameters satisfy ``where`` are fair (e.g. only the acceptors
+    #: of a live majority); ``where_text`` says which, in output.
+    where: Callable[[tuple[Any, ...]], bool] | None = field(default=None, compare=False)
+    where_text: str = ""
 
     def describe(self, param_names: Sequence[str] = ()) -> str:
         """TLA+-like: ``WF_vars(A)``, or ``\\A rm: WF_vars(A(rm))`` per parameter value."""
+        only = f" for {self.where_text}" if self.where_text else ""
         if self.per_params and param_names:
             names = ", ".join(param_names)
-            return f"\\A {names}: {self.kind}_vars({self.action}({names}))"
-        return f"{self.kind}_vars({self.action})"
+            return f"\\A {names}: {self.kind}_vars({self.action}({names})){only}"
+        return f"{self.kind}_vars({self.action}){only}"
 
 
-def weak(action: str, per_params: bool = True) -> Fairness:
-    """Weak fairness: ``action`` may not stay enabled forever without being taken."""
-    return Fairness(WEAK, action, per_params)
+def weak(action: str, per_params: bool = True, *,
+         where: Callable[[tuple[Any, ...]], bool] | None = None, where_text: str = "") -> Fairness:
+    """Weak fairness: ``action`` may not stay enabled forever without being taken.
+
+    With ``where``, only the instances whose parameters satisfy it are fair.
+    """
+    return Fairness(WEAK, action, per_params, where, where_text)
 
 
-def strong(action: str, per_params: bool = True) -> Fairness:
+def strong(action: str, per_params: bool = True, *,
+           where: Callable[[tuple[Any, ...]], bool] | None = None, where_text: str = "") -> Fairness:
     """Strong fairness: ``action`` may not be enabled infinitely often without being taken."""
-    return Fairness(STRONG, action, per_params)
+    return Fairness(STRONG, action, per_params, where, where_text)
 
 
 @dataclass
@@ -232,7 +242,7 @@ class _Conditions:
             ai = index[f.action]
             by_params: dict[Any, int] = {}
             for k, (a, params) in enumerate(g.instances):
-                if a != ai:
+                if a != ai or (f.where is not None and not f.where(params)):
                     continue
                 key = params if f.per_params else ()
                 c = by_params.get(key)

@@ -55,6 +55,9 @@ ENTRIES += (
             # states with them); the default configuration leaves them out.
             "unsafe": Param(False, "allow the unsafe write (cid 0)"),
             "bug": Param("", "a seeded bug", _PAXOS_BUGS),
+            "give_up": Param("any", "when a client may time out: any time, or once preempted",
+                             ("any", "preempted")),
+            "live": Param(-1, "with --liveness: acceptors 0..live-1 are fair (-1: a majority)"),
         },
         refines="wor",
         proof="wormspace.model.wor.paxos_z3:proof_suite",

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from itertools import combinations, permutations
 from typing import Any
 
+from wormspace.checker.liveness import Fairness, Property, leads_to, weak
 from wormspace.checker.model import Action, Model, ParameterError, Refinement
 from wormspace.spec import wor as spec
 
@@ -74,6 +75,11 @@ class PaxosWOR(Model[State]):
     rounds: int = 1
     unsafe: bool = True
     bug: str = ""
+    #: When a pending client may give up (``Timeout``): ``"any"`` time, or only once it is
+    #: ``"preempted"`` (a higher ballot was prepared: a real client learns it from a rejection).
+    give_up: str = "any"
+    #: Liveness only: how many acceptors (0..live-1) are live, i.e. fair; -1 = a majority.
+    live: int = -1
     quorums: tuple[frozenset[int], ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -81,10 +87,14 @@ class PaxosWOR(Model[State]):
             raise ParameterError("wor.paxos: acceptors, clients, values, rounds must be >= 1")
         if self.bug and self.bug not in BUGS:
             raise ParameterError(f"wor.paxos: unknown bug {self.bug!r}; one of {sorted(BUGS)}")
+        if self.give_up not in ("any", "preempted"):
+            raise ParameterError(f"wor.paxos: give_up must be 'any' or 'preempted', got {self.give_up!r}")
+        if self.live > self.acceptors:
+            raise ParameterError(f"wor.paxos: live={self.live} exceeds acceptors={self.acceptors}")
         self.name = "wor.paxos"
         self.params = {"acceptors": self.acceptors, "clients": self.clients,
                        "values": self.values, "rounds": self.rounds, "unsafe": self.unsafe,
-                       "bug": self.bug}
+                       "bug": self.bug, "give_up": self.give_up, "live": self.live}
         size = self.acceptors // 2 + (0 if self.bug == "half_quorum" else 1)
         self.quorums = tuple(frozenset(q) for q in combinations(range(self.acceptors), size))
         self._perms = [(pa, pv) for pa in permutations(range(self.acceptors))
@@ -136,6 +146,38 @@ class PaxosWOR(Model[State]):
         return Refinement(spec.WOR(self.clients, self.values), self.to_spec,
                           "register = the chosen value; a write takes effect when its value "
                           "is chosen at its ballot; a capture at its completion")
+
+    # -- liveness (checker/liveness.py; docs/liveness.md) ------------------------------------
+
+    def properties(self) -> Sequence[Property]:
+        """Availability, one property per client: once the client is capturing at the highest
+        ballot prepared, its capture-and-write completes (``OK`` or ``ALREADY_WRITTEN``) unless
+        a competing capture or read prepares a higher ballot (WORMSPACE.md section 1: "with a
+        live majority, fair delivery and no competing captures after some point")."""
+
+        def top(c: int, s: State) -> bool:  # no ballot above c's current one was prepared
+            return s[1] >> (self.current_ballot(c, s[5][c][1]) + 1) == 0
+
+        def capturing_at_top(c: int) -> Callable[[State], bool]:
+            return lambda s: s[5][c][0] == CAPTURING and top(c, s)
+
+        def completed_or_rivalled(c: int) -> Callable[[State], bool]:
+            return lambda s: s[5][c][3] in (spec.OK, spec.ALREADY_WRITTEN) or not top(c, s)
+
+        return [leads_to(f"CaptureWriteCompletes_c{c}", capturing_at_top(c),
+                         completed_or_rivalled(c),
+                         text=f"c{c} capturing at the top ballot ~> c{c} returns OK or "
+                         "ALREADY_WRITTEN, or a higher ballot is prepared")
+                for c in range(self.clients)]
+
+    def fairness(self) -> Sequence[Fairness]:
+        """Fair delivery at a live set of acceptors (a majority unless ``live`` says otherwise)
+        and clients that keep going: weak fairness per parameter value."""
+        live = self.acceptors // 2 + 1 if self.live < 0 else self.live
+        at_live = dict(where=lambda p: p[0] < live, where_text=f"a < {live}")
+        return [weak("Promise", **at_live), weak("Accept", **at_live), weak("CaptureDone"),
+                weak("Write"), weak("WriteDone"), weak("ReadDecide"), weak("ReadRepaired"),
+                weak("Timeout")]
 
     # -- derived predicates ----------------------------------------------------------------
 
@@ -288,6 +330,8 @@ class PaxosWOR(Model[State]):
 
     def _timeout(self, s: State) -> Iterator[tuple[tuple[int], State]]:
         for c, (ph, rnd, arg, _ret, _e) in enumerate(s[5]):
+            if self.give_up == "preempted" and s[1] >> (self.current_ballot(c, rnd) + 1) == 0:
+                continue  # no higher ballot was prepared: a patient client keeps waiting
             if ph in (CAPTURING, WRITING, UWRITING):
                 yield (c,), _cli(s, c, (IDLE, rnd, arg, spec.PREEMPTED, 0))
             elif ph in (READING, REPAIRING):

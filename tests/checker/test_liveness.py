@@ -112,7 +112,8 @@ def assert_valid_lasso(model: Model[Any], r: LivenessResult, prop: Property,
         assert not any(prop.q(s) for s in states[r.trigger:])
     enabled = [_enabled(model, s) for s in cycle]
     for f in fairness:
-        instances = {i for en in enabled for i in en if i[0] == f.action}
+        instances = {i for en in enabled for i in en
+                     if i[0] == f.action and (f.where is None or f.where(i[1]))}
         groups = [{i} for i in instances] if f.per_params else [instances]
         for group in groups:
             if not group or group & taken:
@@ -414,3 +415,57 @@ def test_random_graphs_agree_with_a_brute_force_oracle() -> None:
         if (not r.ok) != _oracle_violated(m, prop, fair):
             disagreements.append((trial, edges, sorted(goal), sorted(other), prop.kind, fair))
     assert not disagreements, disagreements[:3]
+
+
+# -- applied: Paxos-WOR availability (issue #9) ------------------------------------------------
+
+
+def _paxos(**kw: Any) -> Any:
+    from wormspace.model.wor.paxos import PaxosWOR
+
+    return PaxosWOR(values=1, unsafe=False, **kw)
+
+
+def test_paxos_capture_and_write_completes_with_a_live_majority_and_patient_clients() -> None:
+    m = _paxos(give_up="preempted")
+    r = check_liveness(m, m.properties(), m.fairness())
+    assert r.ok and sorted(r.holds) == ["CaptureWriteCompletes_c0", "CaptureWriteCompletes_c1"]
+    # Not vacuous: every client reaches "capturing at the top ballot" (P) in the state graph.
+    graph_states = _reachable(m)
+    for prop in m.properties():
+        assert any(prop.p(s) for s in graph_states), prop.name
+
+
+def _reachable(m: Any) -> set[Any]:
+    seen = set(m.init_states())
+    todo = list(seen)
+    acts = m.actions()
+    while todo:
+        s = todo.pop()
+        for a in acts:
+            for _p, t in a.successors(s):
+                if t not in seen:
+                    seen.add(t)
+                    todo.append(t)
+    return seen
+
+
+@pytest.mark.parametrize("kw, why", [
+    ({"give_up": "any"}, "a client gives up without being preempted"),
+    ({"give_up": "preempted", "live": 1}, "only a minority of acceptors is live"),
+])
+def test_paxos_availability_fails_for_a_plausible_mistake(kw: dict[str, Any], why: str) -> None:
+    m = _paxos(**kw)
+    props, fair = m.properties(), m.fairness()
+    r = check_liveness(m, props, fair)
+    assert not r.ok, why
+    prop = next(p for p in props if p.name == r.violated)
+    assert_valid_lasso(m, r, prop, fair)
+
+
+def test_paxos_availability_needs_fairness() -> None:
+    m = _paxos(give_up="preempted")
+    prop = m.properties()[0]
+    r = check_liveness(m, [prop], [])
+    assert not r.ok and r.loop_label == "Stuttering"
+    assert_valid_lasso(m, r, prop, [])
