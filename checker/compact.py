@@ -11,7 +11,14 @@ role of TLC's ``DiskFPSet``) and the candidates of the current level:
   batch up in the sorted array in one vectorised ``searchsorted``, checks the invariants of the
   new states, merges their fingerprints into the array, appends ``(fp, parent)`` pairs to a
   parents file for traces and the new states to the next level's frontier files;
-* each level's frontier is read back from disk in chunks.
+* each level's frontier is read back from disk in chunks, each with its fingerprints.
+
+Memory is 8 bytes per distinct state plus constants: the fingerprint set is a few sorted runs
+(:class:`FingerprintSet`, merged like a binary counter, none above ``RUN_MAX``, so a merge never
+copies the whole set); the batch holds at most ``BATCH_LIMIT`` candidates; the known
+fingerprints pre-loaded into the batch (those of the current and previous level, which most
+successors hit) are capped at ``PREFILL``; frontier chunks hold ``CHUNK`` states. Nothing else
+grows with the state space or with the width of a level.
 
 New states are taken in the order they were first generated, so the counts (distinct,
 generated, depth) and the per-action coverage are those of the default search, and a violation
@@ -42,11 +49,63 @@ if TYPE_CHECKING:
     from .explore import _Explorer
 
 #: Candidates gathered before a flush (bounds the memory of one level's batch).
-BATCH_LIMIT = 1 << 20
+BATCH_LIMIT = 1 << 13
+#: Known fingerprints of the current and previous level pre-loaded into each batch (at most).
+PREFILL = 1 << 14
 #: States per frontier file.
-CHUNK = 1 << 16
+CHUNK = 1 << 12
+#: Largest sorted run of the fingerprint set (4 MB): bounds the temporary copy of a merge.
+RUN_MAX = 1 << 19
 MANIFEST = "checkpoint.json"
-_FORMAT = 1
+_FORMAT = 2
+
+
+class FingerprintSet:
+    """A set of 64-bit fingerprints as sorted ``int64`` runs: 8 bytes per element.
+
+    New fingerprints come in sorted, disjoint batches (:meth:`add`). Runs are merged like a
+    binary counter (a new run swallows the last one while that one is not more than twice its
+    size), so each fingerprint is copied O(log n) times in all, and no run grows past
+    ``RUN_MAX``: a merge's temporary copy is bounded, not the size of the whole set.
+    """
+
+    def __init__(self, runs: list[Any] | None = None) -> None:
+        self.runs: list[Any] = runs or []
+        self.size = sum(len(r) for r in self.runs)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def fresh(self, keys: Any) -> Any:
+        """The elements of ``keys`` (an int64 array) not in the set, in their order."""
+        mask = np.ones(len(keys), dtype=bool)
+        for run in self.runs:
+            pos = np.searchsorted(run, keys)
+            pos[pos == len(run)] = 0
+            mask &= run[pos] != keys
+        return keys[mask]
+
+    def add(self, new: Any) -> None:
+        """Add ``new``: sorted, without duplicates, and disjoint from the set."""
+        if not len(new):
+            return
+        self.size += len(new)
+        run = new
+        while (self.runs and len(self.runs[-1]) <= 2 * len(run)
+               and len(self.runs[-1]) + len(run) <= RUN_MAX):
+            run = _merge(self.runs.pop(), run)
+        self.runs.append(run)
+
+
+def _merge(a: Any, b: Any) -> Any:
+    """Two sorted, disjoint int64 arrays as one sorted array (one allocation)."""
+    out = np.empty(len(a) + len(b), dtype=np.int64)
+    at = np.searchsorted(a, b) + np.arange(len(b))
+    keep = np.ones(len(out), dtype=bool)
+    keep[at] = False
+    out[at] = b
+    out[keep] = a
+    return out
 
 
 class CompactSearch:
@@ -61,10 +120,11 @@ class CompactSearch:
         self.checkpoint_seconds = checkpoint_minutes * 60 if checkpoint_minutes else None
         self.recover = recover
         self.batch_limit = batch_limit if batch_limit is not None else BATCH_LIMIT
-        self.fps = np.empty(0, dtype=np.int64)
+        self.fps = FingerprintSet()
         self.parent_files: list[str] = []
         self.out_files: list[str] = []
         self.out_buffer: list[Any] = []
+        self.out_fps: list[int] = []
         self.level_index = 0
         self.new_in_level = 0
         self.file_counter = 0
@@ -86,11 +146,12 @@ class CompactSearch:
         else:
             self._check_empty()
             frontier, fps = ex.initial()
-            self.fps = np.array(sorted(fps), dtype=np.int64)
+            self.fps = FingerprintSet()
+            self.fps.add(np.array(sorted(fps), dtype=np.int64))
             self._write_parents(np.array(fps, dtype=np.int64),
                                 np.zeros(len(fps), dtype=np.int64), roots=True)
             self.level_index = 1
-            frontier_files = self._write_frontier(frontier)
+            frontier_files = self._write_frontier(frontier, fps)
             levels, depth, generated = [len(frontier)], (1 if frontier else 0), res.generated
             ex.seen.clear()
         last_checkpoint = time.perf_counter()
@@ -101,21 +162,17 @@ class CompactSearch:
         previous: list[int] = []
         while frontier_files:
             self.level_index = depth + 1
-            self.out_files, self.out_buffer, self.new_in_level = [], [], 0
+            self.out_files, self.out_buffer, self.out_fps, self.new_in_level = [], [], [], 0
             # Most successors lead back into this level or the previous one (self-loops,
-            # commuting steps): mark those as known so they never enter the batch.
-            current: list[int] = []
-            for states in self._read_frontier(frontier_files):
-                current.extend(ex.fp(s) for s in states)
-            batch: dict[int, Any] = dict.fromkeys(previous)
+            # commuting steps): mark (up to PREFILL of) those as known so they never enter the
+            # batch. Any others are weeded out by the flush, against the fingerprint set.
+            current = self._level_prefix(frontier_files, PREFILL)
+            batch: dict[int, Any] = dict.fromkeys(previous[:max(0, PREFILL - len(current))])
             batch.update(dict.fromkeys(current))
             self.known_in_batch = len(batch)
             self.limit[0] = len(batch) + self.batch_limit
             try:
-                offset = 0
-                for states in self._read_frontier(frontier_files):
-                    fps_here = current[offset:offset + len(states)]
-                    offset += len(states)
+                for states, fps_here in self._read_frontier(frontier_files):
                     generated = expand(states, fps_here, batch, generated, [], [],
                                        ex.cov_distinct, ex.cov_generated)
                 self.flush(batch)
@@ -162,13 +219,7 @@ class CompactSearch:
         # None); the candidates follow, in the order they were generated.
         items = list(batch.items())[self.known_in_batch:]
         keys = np.fromiter((fp for fp, _ in items), dtype=np.int64, count=len(items))
-        known = self.fps
-        if len(known):
-            pos = np.searchsorted(known, keys)
-            pos[pos == len(known)] = 0
-            fresh = keys[known[pos] != keys]
-        else:
-            fresh = keys
+        fresh = self.fps.fresh(keys)
         ex = self.ex
         bounded = ex.model.has_bounds()
         within = ex.model.within_bounds
@@ -176,7 +227,7 @@ class CompactSearch:
         cov_d = ex.cov_distinct
         stored: list[int] = []
         parents: list[int] = []
-        out = self.out_buffer
+        out, out_fps = self.out_buffer, self.out_fps
         for fp in fresh.tolist():
             t, parent, ai = batch[fp]
             in_model = not bounded or within(t)
@@ -192,20 +243,22 @@ class CompactSearch:
                 ex.budget[0] -= 1
                 ex._validate(t, ex.actions[ai])
             out.append(t)
+            out_fps.append(fp)
             if len(out) >= CHUNK:
                 self._flush_out()
-                out = self.out_buffer  # a fresh list: the full one went to disk
-        # Keep the candidates' fingerprints as known (for the rest of this level), drop states.
-        for fp, _ in items:
-            batch[fp] = None
-        self.known_in_batch = len(batch)
+                out, out_fps = self.out_buffer, self.out_fps  # fresh lists: the full ones went to disk
+        # The candidates were looked up: forget them (their states above all). Fingerprints
+        # met again later in this level are weeded out by the next flush.
+        del items
+        known = list(batch)[:self.known_in_batch]
+        batch.clear()
+        batch.update(dict.fromkeys(known))
         self.limit[0] = len(batch) + self.batch_limit
         if stored:
             new = np.array(stored, dtype=np.int64)
             self._write_parents(new, np.array(parents, dtype=np.int64), roots=False)
-            # Both parts are sorted runs and disjoint: a stable sort merges them in linear time.
             new.sort()
-            self.fps = np.sort(np.concatenate([self.fps, new]), kind="stable")
+            self.fps.add(new)
             self.new_in_level += len(stored)
 
     # -- traces -------------------------------------------------------------------------------
@@ -232,8 +285,8 @@ class CompactSearch:
         np.save(self.dir / name, np.stack([fps, parents]))
         self.parent_files.append(name)
 
-    def _write_frontier(self, states: list[Any]) -> list[str]:
-        self.out_files, self.out_buffer = [], list(states)
+    def _write_frontier(self, states: list[Any], fps: list[int]) -> list[str]:
+        self.out_files, self.out_buffer, self.out_fps = [], list(states), list(fps)
         self._flush_out()
         return self.out_files
 
@@ -242,14 +295,26 @@ class CompactSearch:
             return
         name = self._name("frontier") + ".pickle"
         with open(self.dir / name, "wb") as f:
-            pickle.dump(self.out_buffer, f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((self.out_buffer, np.array(self.out_fps, dtype=np.int64)), f,
+                        protocol=pickle.HIGHEST_PROTOCOL)
         self.out_files.append(name)
-        self.out_buffer = []
+        self.out_buffer, self.out_fps = [], []
 
-    def _read_frontier(self, names: list[str]) -> Iterator[list[Any]]:
+    def _read_frontier(self, names: list[str]) -> Iterator[tuple[list[Any], list[int]]]:
+        """Each frontier file's states and their fingerprints."""
         for name in names:
             with open(self.dir / name, "rb") as f:
-                yield pickle.load(f)  # our own files, written by _flush_out
+                states, fps = pickle.load(f)  # our own files, written by _flush_out
+            yield states, fps.tolist()
+
+    def _level_prefix(self, names: list[str], limit: int) -> list[int]:
+        """The fingerprints of the first ``limit`` states of a level (its files, in order)."""
+        out: list[int] = []
+        for _states, fps in self._read_frontier(names):
+            out.extend(fps[:limit - len(out)])
+            if len(out) >= limit:
+                break
+        return out
 
     def _remove(self, names: list[str]) -> None:
         for name in names:
@@ -270,11 +335,17 @@ class CompactSearch:
                 "invariants": [n for n, _ in ex.invariants]}
 
     def _save(self, frontier: list[str], levels: list[int], depth: int, generated: int) -> None:
-        np.save(self.dir / "fingerprints.tmp.npy", self.fps)
-        os.replace(self.dir / "fingerprints.tmp.npy", self.dir / "fingerprints.npy")
+        runs = []
+        for run in self.fps.runs:  # a run's content never changes: name it by size and ends
+            name = f"fingerprints-{len(run)}-{int(run[0])}-{int(run[-1])}.npy"
+            if not (self.dir / name).exists():
+                np.save(self.dir / ("tmp-" + name), run)
+                os.replace(self.dir / ("tmp-" + name), self.dir / name)
+            runs.append(name)
         ex = self.ex
         doc = {
             "format": _FORMAT, "identity": self._identity(), "frontier": frontier,
+            "fingerprints": runs,
             "levels": levels, "depth": depth, "generated": generated,
             "parents": self.parent_files, "coverage": [ex.cov_distinct, ex.cov_generated],
             "budget": ex.budget[0], "file_counter": self.file_counter,
@@ -287,8 +358,9 @@ class CompactSearch:
             os.fsync(f.fileno())
         old = json.loads((self.dir / MANIFEST).read_text()) if (self.dir / MANIFEST).exists() else None
         os.replace(tmp, self.dir / MANIFEST)
-        if old is not None:  # the previous checkpoint's frontier is no longer needed
-            self._remove([n for n in old["frontier"] if n not in frontier])
+        if old is not None:  # the previous checkpoint's frontier and runs are no longer needed
+            self._remove([n for n in old["frontier"] + old["fingerprints"]
+                          if n not in frontier and n not in runs])
 
     def _load(self) -> dict[str, Any]:
         path = self.dir / MANIFEST
@@ -303,7 +375,7 @@ class CompactSearch:
         if doc["identity"] != self._identity():
             raise ModelError(f"the checkpoint in {self.dir} is of another run: "
                              f"{doc['identity']} (this run: {self._identity()})")
-        self.fps = np.load(self.dir / "fingerprints.npy")
+        self.fps = FingerprintSet([np.load(self.dir / n) for n in doc["fingerprints"]])
         self.parent_files = list(doc["parents"])
         self.file_counter = int(doc["file_counter"])
         ex = self.ex
@@ -311,7 +383,7 @@ class CompactSearch:
         ex.budget[0] = int(doc["budget"])
         ex.result.generated = int(doc["generated"])
         # Files written after the checkpoint belong to the interrupted level: drop them.
-        keep = set(doc["frontier"]) | set(self.parent_files) | {MANIFEST, "fingerprints.npy"}
+        keep = set(doc["frontier"]) | set(self.parent_files) | set(doc["fingerprints"]) | {MANIFEST}
         for p in self.dir.iterdir():
             if p.name not in keep:
                 p.unlink()

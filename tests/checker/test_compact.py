@@ -82,3 +82,24 @@ def test_checkpoint_survives_a_kill_and_resumes_to_the_same_counts(tmp_path: Pat
     assert (got["distinct"], got["generated"], got["depth"]) == (want.distinct, want.generated,
                                                                  want.depth)
     assert got["coverage"] == want.coverage
+
+
+def test_fingerprint_set_runs_stay_bounded_and_lookups_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    from wormspace.checker import compact
+
+    monkeypatch.setattr(compact, "RUN_MAX", 64)
+    rng = np.random.default_rng(7)
+    universe = rng.choice(np.arange(-10**12, 10**12, 7919, dtype=np.int64), 2000, replace=False)
+    fs = compact.FingerprintSet()
+    added: set[int] = set()
+    for chunk in np.array_split(universe[:1500], 40):
+        fresh = fs.fresh(chunk)
+        assert set(fresh.tolist()) == set(chunk.tolist()) - added
+        fs.add(np.sort(fresh))
+        added |= set(fresh.tolist())
+        assert len(fs) == len(added)
+        assert all(len(r) <= 64 for r in fs.runs)
+        assert all(np.all(np.diff(r) > 0) for r in fs.runs)
+    probe = universe[1000:2000]
+    assert set(fs.fresh(probe).tolist()) == set(universe[1500:2000].tolist())
