@@ -128,4 +128,40 @@ ENTRIES += (
     ),
 )
 
+_WORMPAXOS_BUGS = ("", "no_hole_filling", "no_capture", "ack_before_apply")
+
+ENTRIES += (
+    Entry(
+        name="smr",
+        kind="spec",
+        target="wormspace.spec.smr:SMR",
+        description="the atomic replicated state machine: one log, replicas apply prefixes; "
+        "linearizable = acknowledged in real-time order (spec/smr.py)",
+        params={"replicas": Param(2, "replicas"), "commands": Param(2, "commands"),
+                "positions": Param(2, "log positions"),
+                "linearizable": Param(True, "acknowledge only above a decided prefix")},
+    ),
+    Entry(
+        name="apps.wormpaxos",
+        kind="model",
+        target="wormspace.model.apps.wormpaxos:WormPaxos",
+        description="WormPaxos: SMR over the atomic WormSpace (sticky leader with takeover, "
+        "or rotating Mencius-like turns)",
+        params={
+            "procs": Param(2, "replicas"),
+            "leaders": Param(2, "processes that may lead (the first ones)"),
+            "commands": Param(2, "commands"),
+            "segments": Param(2, "segments"),
+            "size": Param(2, "addresses per segment"),
+            "crashes": Param(1, "processes that may fail"),
+            "policy": Param("sticky", "leadership policy", ("sticky", "rotating")),
+            "bug": Param("", "a seeded bug (ack_before_apply needs policy=rotating)",
+                         _WORMPAXOS_BUGS),
+        },
+        refines="smr",
+        proof="wormspace.model.apps.wormpaxos_z3:proof_suite",
+        conformance="wormspace.model.apps.wormpaxos_z3:conformance",
+    ),
+)
+
 BY_NAME = {e.name: e for e in ENTRIES}

@@ -68,10 +68,28 @@ from wormspace.spec.wos import (
 )
 
 __all__ = [
-    "ALREADY_WRITTEN", "CAPTURED", "EMPTY", "META", "NOT_ALLOCATED", "OK", "PREEMPTED",
-    "TIMEOUT", "TRIMMED", "VALUE", "code_name",
-    "empty", "alloc", "check", "trim", "capture", "write", "read", "settle", "value", "owner",
+    "ALREADY_WRITTEN",
+    "CAPTURED",
+    "EMPTY",
+    "META",
+    "NOT_ALLOCATED",
+    "OK",
+    "PREEMPTED",
+    "TIMEOUT",
+    "TRIMMED",
+    "VALUE",
+    "alloc",
+    "capture",
+    "check",
+    "code_name",
+    "empty",
     "gate",
+    "owner",
+    "read",
+    "settle",
+    "trim",
+    "value",
+    "write",
 ]
 
 Reg = tuple[int, int, int]
@@ -208,7 +226,7 @@ def settle(sp: Space) -> Iterable[tuple[tuple[int, int, int], Space]]:
     Yields ``((s, off, v), new_space)``. Application models add an action for it (the spec's
     ``ProposedTakesEffect``) so a preempted or timed-out write may still land later.
     """
-    for s, (meta, trimmed, regs) in enumerate(sp):
+    for s, (_meta, trimmed, regs) in enumerate(sp):
         if trimmed:
             continue
         for off, (val, own, prop) in enumerate(regs):
