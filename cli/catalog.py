@@ -164,4 +164,23 @@ ENTRIES += (
     ),
 )
 
+ENTRIES += (
+    Entry(name="sharedlog", kind="spec", target="wormspace.spec.sharedlog:SharedLog",
+          description="the atomic shared log: append/read/fill/check_tail/trim (docs/layers/wormlog.md)",
+          params={"clients": Param(2, "clients"), "values": Param(1, "values"),
+                  "addresses": Param(2, "addresses")}),
+    Entry(name="apps.wormlog", kind="model", target="wormspace.model.apps.wormlog:WormLog",
+          description="WormLog: sequencers pre-capture segments, clients append with one write, "
+          "readers fill holes, failover by alloc; over the atomic WOS",
+          params={"segments": Param(2, "segments"), "size": Param(2, "addresses per segment"),
+                  "sequencers": Param(2, "sequencers (failover = alloc of the next segment)"),
+                  "values": Param(1, "values (client c appends c % values + 1)"),
+                  "workload": Param("append,append/read,tail,trim",
+                                    "per-client scripts separated by '/': append, read, tail, trim[K]"),
+                  "bug": Param("", "a seeded bug", ("", "duplicate_address", "fill_overwrites",
+                                                    "append_ignores_preempted", "stale_tail"))},
+          refines="sharedlog", proof="wormspace.model.apps.wormlog_z3:proof_suite",
+          conformance="wormspace.model.apps.wormlog_z3:conformance"),
+)
+
 BY_NAME = {e.name: e for e in ENTRIES}

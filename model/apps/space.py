@@ -165,11 +165,14 @@ def check(sp: Space, s: int, *, flaky: bool = False) -> Outcomes:
 
 
 def trim(sp: Space, s: int, *, flaky: bool = False) -> Outcomes:
-    """``trim(s)``: afterwards every operation on the segment answers ``TRIMMED``.
+    """``trim(s)``: afterwards every operation on the segment answers ``TRIMMED``
+    (``NOT_ALLOCATED`` if nobody allocated it).
 
     The segment's registers are dropped (reset), as the servers drop a trimmed segment's state.
     """
-    meta, _trimmed, regs = sp[s]
+    meta, trimmed, regs = sp[s]
+    if not meta and not trimmed:  # only allocated segments serve (docs/layers/wos.md, 2)
+        return [(NOT_ALLOCATED, sp)] + _timeouts(flaky, sp, sp)
     after = _seg(sp, s, (meta, 1, (EMPTY_REG,) * len(regs)))
     return [(TRIMMED, after)] + _timeouts(flaky, sp, after)
 
