@@ -206,15 +206,8 @@ class ObservedPaxos(paxos.PaxosWOR):
     """``wor.paxos`` plus ``Observe``, a step that changes nothing: an event that only looks at
     the state (a reply, a read's value) maps to it and is checked by ``observed_match``.
 
-    Trace validation never uses symmetry, so the table of value permutations (which grows as
-    ``values!``) is built for one value only and :meth:`canonical` is refused.
+    Trace validation never uses symmetry, so :meth:`canonical` is refused.
     """
-
-    def __post_init__(self) -> None:
-        values, self.values = self.values, 1
-        super().__post_init__()
-        self.values = values
-        self.params["values"] = values
 
     def canonical(self, s: paxos.State) -> paxos.State:
         raise NotImplementedError("ObservedPaxos is for trace validation (no symmetry)")

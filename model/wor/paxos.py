@@ -97,8 +97,7 @@ class PaxosWOR(Model[State]):
                        "bug": self.bug, "give_up": self.give_up, "live": self.live}
         size = self.acceptors // 2 + (0 if self.bug == "half_quorum" else 1)
         self.quorums = tuple(frozenset(q) for q in combinations(range(self.acceptors), size))
-        self._perms = [(pa, pv) for pa in permutations(range(self.acceptors))
-                       for pv in permutations(range(1, self.values + 1))]
+        self._perm_table: list[tuple[tuple[int, ...], tuple[int, ...]]] | None = None
 
     # -- ballots ---------------------------------------------------------------------------
 
@@ -385,11 +384,18 @@ class PaxosWOR(Model[State]):
 
     # -- symmetry and display --------------------------------------------------------------
 
+    def _perms(self) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        """Every (acceptor, value) permutation pair, built on first use (symmetry only)."""
+        if self._perm_table is None:
+            self._perm_table = [(pa, pv) for pa in permutations(range(self.acceptors))
+                                for pv in permutations(range(1, self.values + 1))]
+        return self._perm_table
+
     def canonical(self, s: State) -> State:
         """Exact representative under permutations of acceptors and of values."""
         best_key: Any = None
         best: State = s
-        for pa, pv in self._perms:
+        for pa, pv in self._perms():
             t = self._permute(s, pa, pv)
             key = (t[0], sorted(t[2]), sorted(t[3]), sorted(t[4]), t[5], t[6])
             if best_key is None or key < best_key:
