@@ -118,16 +118,11 @@ def test_planted_bug_is_found_shrunk_and_explained(bug: str) -> None:
     assert not violations(schedule), _report(schedule, violations(schedule))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "WOS 'trim is final' does not hold: trim() returns OK as soon as its trim-WOR capture meets "
-    "one trimmed acceptor, and ops that meet TRIMMED send the remaining Trims fire-and-forget "
-    "(impl/net/client.py _trim, impl/core/ops.py Op._refused), so a later call can still be "
-    "served by a majority that has not applied the trim. The simulator mirrors the client: "
-    "fix both, then drop this mark."))
 def test_trim_is_final_for_calls_that_start_after_it() -> None:
-    # Found by a long campaign of the correct implementation (check_trace(..., wos=True)) and
-    # shrunk: c2's trim meets s0's trim, returns OK while its Trims to s1, s2 are lost; c2's
-    # capture then gets promises from s1 and s2.
+    # Found by a long campaign of the implementation (check_trace(..., wos=True)) and shrunk:
+    # c2's trim met s0's trim and returned OK while its Trims to s1, s2 were lost; c2's capture
+    # then got promises from s1 and s2. Fixed: a client that meets TRIMMED first completes the
+    # trim at a majority (impl/net/client.py, mirrored by impl/sim/client.py).
     s = Schedule(1755223378, clients=2, loss=0.15, ops=(
         OpSpec(1, "trim", 4), OpSpec(2, "write", 4), OpSpec(2, "trim", 4), OpSpec(2, "capture", 4)))
     events = simulate(s).events

@@ -96,6 +96,7 @@ class SimClient:
         self._pending: dict[int, int] = {}  # request id -> acceptor index
         self._rid = 0
         self._rival: Ballot | None = None
+        self._completing_trim = False  # finishing a partly applied trim before answering TRIMMED
 
     # -- the call sequence ----------------------------------------------------------------------
 
@@ -221,12 +222,14 @@ class SimClient:
     def _trim(self, segment: int) -> Call:
         wor = WorId(segment, Kind.TRIM)
         try:
-            yield from self._preemptible(
+            res = yield from self._preemptible(
                 lambda b: CaptureWriteOp(wor, TRIM_MARK, b, self.n, bugs=self.bugs))
         except CallFailed as f:
             if f.code != "TRIMMED":
                 raise
-            return "OK"
+            return "OK"  # the trim was met and completed at a majority (see _end)
+        if res.outcome is Outcome.PREEMPTED:
+            raise CallFailed("CONTENTION")  # the trim WOR is undecided: apply nothing
         try:
             yield "run", TrimOp(segment, self.n)
         except CallFailed as f:
@@ -308,14 +311,31 @@ class SimClient:
         self.loop.after(self.timeout * min(2**self._attempt, 8), self._on_timeout, token)
 
     def _end(self, result: OpResult | None) -> None:
+        finished = self._op
         self._token += 1
         self._op = None
         self._pending.clear()
         if result is None:
+            self._completing_trim = False
             self._advance(None, CallFailed("TIMEOUT"))
         elif result.outcome is Outcome.TRIMMED:
+            if not self._completing_trim and not isinstance(finished, TrimOp):
+                # WOS: a client that meets a partly applied trim completes it at a majority
+                # (mirrors impl/net/client.py) and only then answers TRIMMED.
+                self._completing_trim = True
+                self._run(TrimOp(_segment_of(finished), self.n))
+                return
+            self._completing_trim = False
             self._advance(None, CallFailed("TRIMMED"))
         elif result.outcome is Outcome.SEALED:
             self._advance(None, CallFailed("SEALED"))
         else:
             self._advance(result)
+
+
+def _segment_of(op: Op | None) -> int:
+    """The segment a core op is about (single WOR ops name a WOR, range ops a segment)."""
+    wor = getattr(op, "wor", None)
+    if wor is not None:
+        return int(wor.segment)
+    return int(getattr(op, "segment"))
