@@ -363,7 +363,8 @@ def run_suite(suite: ProofSuite, *, progress: Callable[[Obligation], None] | Non
         res = solver.check()
         cti = ""
         if res == z3.sat:
-            model = _minimized(solver, suite.vocab) if minimize else solver.model()
+            claim = z3.And(*suite.axioms, *hyps, z3.Not(goal))
+            model = _minimized(solver, suite.vocab, claim) if minimize else solver.model()
             cti = show_model(suite.vocab, model, modified)
         verdict = "proved" if res == z3.unsat else "cti" if res == z3.sat else "unknown"
         _record(report, Obligation(name, verdict, time.perf_counter() - t0, cti), progress)
@@ -429,9 +430,18 @@ def _symbols_read(f: Formula) -> set[str]:
 
 # -- counterexamples --------------------------------------------------------------------------
 
-def _minimized(solver: z3.Solver, vocab: SymbolicVocab) -> z3.ModelRef:
-    """Shrink each uninterpreted sort to the fewest elements that still give a model."""
+def _minimized(solver: z3.Solver, vocab: SymbolicVocab, claim: z3.BoolRef) -> z3.ModelRef:
+    """Shrink each uninterpreted sort to the fewest elements that still give a model.
+
+    A shrunk model is kept only if it really satisfies ``claim`` (the obligation's negation)
+    when evaluated: with quantifiers, the model Z3 returns after the domain bound is added can
+    be one whose printed interpretation does not; then the last good model is shown instead.
+    """
     model = solver.model()
+
+    def holds(m: z3.ModelRef) -> bool:
+        return bool(z3.is_true(m.eval(claim, model_completion=True)))
+
     for sname, srt in vocab.sorts.items():
         if srt.kind() != z3.Z3_UNINTERPRETED_SORT:
             continue
@@ -443,7 +453,7 @@ def _minimized(solver: z3.Solver, vocab: SymbolicVocab) -> z3.ModelRef:
             x = z3.Const(f"__{sname}_x", srt)
             solver.push()
             solver.add(z3.ForAll([x], z3.Or(*[x == e for e in elems])))
-            if solver.check() == z3.sat:
+            if solver.check() == z3.sat and holds(solver.model()):
                 model = solver.model()
                 solver.pop()
                 solver.add(z3.ForAll([x], z3.Or(*[x == e for e in elems])))  # keep the bound
@@ -472,7 +482,7 @@ def show_model(vocab: SymbolicVocab, m: z3.ModelRef, modified: frozenset[str] | 
 
     def graph(f: z3.FuncDeclRef, label: str) -> list[str]:
         doms = [f.domain(i) for i in range(f.arity())]
-        elems = [m.get_universe(d) if d.kind() == z3.Z3_UNINTERPRETED_SORT
+        elems = [(m.get_universe(d) or []) if d.kind() == z3.Z3_UNINTERPRETED_SORT
                  else [d.constructor(i)() for i in range(d.num_constructors())] for d in doms]
         out = []
         for t in itertools.product(*elems):

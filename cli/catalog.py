@@ -183,4 +183,26 @@ ENTRIES += (
           conformance="wormspace.model.apps.wormlog_z3:conformance"),
 )
 
+ENTRIES += (
+    Entry(
+        name="apps.wormtx",
+        kind="model",
+        target="wormspace.model.apps.wormtx:WormTX",
+        description="WormTX atomic commit over the atomic WOS: E3 (vote WORs, listen, timed-out "
+        "RMs force NO) or A8 (TMs writing one decision WOR); refines tcommit",
+        params={
+            "rm": _RM,
+            "variant": Param("E3", "E3: no coordinator; A8: transaction managers", ("E3", "A8")),
+            "precaptured": Param(False, "E3: the starter's capture_range hands each RM its vote WOR"),
+            "tms": Param(2, "A8: transaction managers (TM 0 primary, the rest backups)"),
+            "flaky": Param(False, "WOS operations may answer TIMEOUT"),
+            "bug": Param("", "a seeded bug", ("", "timeout_overwrites_yes", "partial_commit",
+                                              "empty_read_aborts")),
+        },
+        refines="tcommit",
+        proof="wormspace.model.apps.wormtx_z3:proof_suite",
+        conformance="wormspace.model.apps.wormtx_z3:conformance",
+    ),
+)
+
 BY_NAME = {e.name: e for e in ENTRIES}
