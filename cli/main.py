@@ -276,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     from wormspace.impl import commands as impl_commands
 
     impl_commands.register(sub)
+    # Fault campaigns on real clusters and trace checks (refine, trace-check).
+    from wormspace.refinement_tests import commands as refine_commands
+
+    refine_commands.register(sub)
     return parser
 
 

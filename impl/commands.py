@@ -21,6 +21,7 @@ from typing import Any
 EXIT_CONDITION = 1
 EXIT_CLUSTER = 3
 ENV_CLUSTER = "WORMSPACE_CLUSTER"
+ENV_TRACE = "WORMSPACE_TRACE_DIR"
 
 
 def register(subparsers: Any) -> None:
@@ -35,6 +36,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--memory", action="store_true",
                    help="keep acceptor state in memory only: NOT DURABLE, for benchmarks")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _trace_options(p)
     p.set_defaults(func=cmd_server)
 
     c = subparsers.add_parser("cluster", help="start, stop or inspect a local cluster")
@@ -49,6 +51,7 @@ def register(subparsers: Any) -> None:
     cu.add_argument("--segment-size", type=int, default=1024, metavar="SIZE")
     cu.add_argument("--memory", action="store_true",
                     help="servers keep state in memory only: NOT DURABLE, for benchmarks")
+    _trace_options(cu)
     cu.set_defaults(func=cmd_cluster_up)
     cd = csub.add_parser("down", help="stop a local cluster")
     cd.add_argument("--data", required=True, metavar="DIR")
@@ -99,18 +102,31 @@ def register(subparsers: Any) -> None:
     app_commands.register(subparsers)
 
 
+def _trace_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trace", metavar="DIR", default=os.environ.get(ENV_TRACE) or None,
+                   help=f"record trace events in DIR/<server id>.ndjson (default ${ENV_TRACE})")
+    p.add_argument("--bug", action="append", default=[], metavar="NAME",
+                   help="switch on a planted bug (refinement tests only; repeatable): "
+                        "serve_trimmed, ack_before_persist")
+
+
 # -- server ----------------------------------------------------------------------------------------
 
 
 def cmd_server(args: argparse.Namespace) -> int:
     """``wormspace server``."""
     from .net import cluster as cluster_file
-    from .net.server import run_server
+    from .net.server import bugs_from_names, run_server
     from .storage import LogError, StorageError
 
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format=f"%(asctime)s %(levelname)s [{args.id}] %(message)s")
     log = logging.getLogger("wormspace.server")
+    try:
+        bugs = bugs_from_names(args.bug)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
     try:
         config = cluster_file.load(args.cluster)
         spec = config.servers.get(args.id)
@@ -125,7 +141,8 @@ def cmd_server(args: argparse.Namespace) -> int:
             raise cluster_file.ClusterFileError(
                 f"server {args.id}: no data directory (give --data, or data = in the file)")
         config.key()  # fail now, with a clear message, if the key file is bad
-        code: int = asyncio.run(run_server(config, args.id, host, port, data, memory))
+        code: int = asyncio.run(run_server(config, args.id, host, port, data, memory,
+                                           trace=args.trace, bugs=bugs))
         return code
     except cluster_file.ClusterFileError as exc:
         log.error("%s", exc)
@@ -142,7 +159,13 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
     """``wormspace cluster up``."""
     from .net import local_cluster as lc
     from .net.cluster import ClusterFileError
+    from .net.server import bugs_from_names
 
+    try:
+        bugs_from_names(args.bug)
+    except ValueError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return 2
     path = os.path.join(args.data, lc.CLUSTER_FILE)
     try:
         if os.path.exists(path):
@@ -158,7 +181,7 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
             config = lc.create(args.data, args.nodes or 3, args.protocol or "paxos",
                                replica_sets=args.replica_sets, segment_size=args.segment_size,
                                memory=args.memory)
-        pids = lc.up(config)
+        pids = lc.up(config, trace=args.trace, bugs=args.bug)
     except (ClusterFileError, lc.ClusterError) as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return EXIT_CLUSTER
@@ -166,6 +189,8 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
     print(f"{config.protocol}-WOR cluster of {len(pids)} servers up ({mode})")
     for sid, pid in pids.items():
         print(f"  {sid}  {config.servers[sid].address}  pid {pid}")
+    if args.trace:
+        print(f"Tracing to {os.path.abspath(args.trace)}/<server id>.ndjson")
     print(f"Cluster file: {config.path}")
     print(f"  export {ENV_CLUSTER}={config.path}")
     return 0

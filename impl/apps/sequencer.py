@@ -19,7 +19,8 @@ from WormSpace, so it can die at any time and another one takes its place.
 
 :class:`SequencerServer` serves a :class:`Sequencer` over TCP with the cluster's framing (HMAC
 with the cluster key): control calls ``ping``, ``next`` (``n`` grants; ``stale``: an address
-whose write was preempted, which makes the sequencer check whether it was deposed), ``tail``.
+whose write was preempted, which makes the sequencer check whether it was deposed), ``tail``
+(answered only after the same check: a deposed sequencer's tail would miss newer appends).
 """
 
 from __future__ import annotations
@@ -222,7 +223,8 @@ class Sequencer:
             self._preparing = None
 
     async def stale(self, address: int) -> bool:
-        """A client's write at ``address`` was preempted: check whether we were deposed."""
+        """A client's write at ``address`` was preempted (or a tail is asked for: -1): check
+        whether we were deposed."""
         if not self.deposed and await is_allocated(self.client, self._last_seg + 1):
             meta = TermMeta.decode(await self.client.check(self._last_seg + 1))
             if meta is None or meta.nonce != self.client.client_id:
@@ -306,6 +308,8 @@ class SequencerServer:
                 result: Any = {"seq": self.seq.seq_id, "tail": self.seq.tail(),
                                "deposed": self.seq.deposed}
             elif call == "tail":
+                if await self.seq.stale(-1):  # deposed: its tail may miss newer appends
+                    raise Deposed(f"sequencer {self.seq.seq_id} was deposed")
                 result = {"tail": self.seq.tail()}
             elif call == "next":
                 n, stale = args.get("n", 1), args.get("stale")

@@ -13,20 +13,27 @@ sequencer in its own process (failover = ``alloc`` of the next segment) unless `
 off; a real sequencer started later takes over from it the same way. An append whose write is
 preempted (its sequencer was deposed) or finds its address filled is retried at a new address,
 and the old sequencer is told (``stale``) so it checks whether it was deposed.
+
+Tracing (the client's recorder, or ``recorder=``): ``append``, ``read``, ``fill``, ``trim`` and
+``check_tail`` as ``invoke``/``response``; an entry is shown as its payload (hex) for DATA, else
+``JUNK``, ``EMPTY`` or ``TRIMMED``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from ..core.ops import Outcome
-from ..net.client import Capture, NotAllocated, Trimmed, WormSpaceClient
+from ..net.client import Capture, NotAllocated, Trimmed, WormSpaceClient, error_result
 from ..net.cluster import ServerSpec, parse_address
 from ..net.connection import ClientError, Connection, ServerError
 from ..net.segments import BadAddress
+from ..trace import Recorder
 from . import LOG_BASE
 from .sequencer import DATA_TAG, DEPOSED, JUNK, Sequencer, TermMeta
 from .space import is_allocated, last_allocated
@@ -61,8 +68,9 @@ class WormLog:
 
     def __init__(self, client: WormSpaceClient, *, sequencer: str | None = None,
                  base: int = LOG_BASE, timeout: float = 1.0, fallback: bool = True,
-                 max_attempts: int = 8) -> None:
+                 max_attempts: int = 8, recorder: Recorder | None = None) -> None:
         self.client, self.base, self.size = client, base, client.space.size
+        self.rec = recorder if recorder is not None else client.rec
         self.timeout, self.fallback, self.max_attempts = timeout, fallback, max_attempts
         self._seq_addr = sequencer
         self._conn: Connection | None = None
@@ -150,8 +158,25 @@ class WormLog:
 
     # -- the API ---------------------------------------------------------------------------------
 
+    async def _traced(self, op: str, args: dict[str, object], call: Any,
+                      show: Callable[[Any], object]) -> Any:
+        if not self.rec.enabled:
+            return await call
+        i = self.rec.invoke(op, **args)
+        try:
+            result = await call
+        except BaseException as exc:
+            self.rec.respond(i, op, error_result(exc))
+            raise
+        self.rec.respond(i, op, show(result))
+        return result
+
     async def append(self, value: bytes) -> int:
         """Append ``value``; returns its address."""
+        address: int = await self._traced("append", {"value": value}, self._append(value), int)
+        return address
+
+    async def _append(self, value: bytes) -> int:
         entry = DATA_TAG + value
         stale: int | None = None
         for _ in range(self.max_attempts):
@@ -172,6 +197,11 @@ class WormLog:
 
     async def read(self, address: int) -> Entry:
         """The entry at ``address``: DATA (with value), JUNK, EMPTY or TRIMMED."""
+        entry: Entry = await self._traced("read", {"address": address}, self._read(address),
+                                          _show_entry)
+        return entry
+
+    async def _read(self, address: int) -> Entry:
         self._check(address)
         try:
             v = await self.client.read(address)
@@ -195,7 +225,15 @@ class WormLog:
         Asks the sequencer; without one, scans the last allocated segment for its highest
         written address (slower, and an upper bound of the appends rather than the exact tail).
         """
-        if self.local is not None and not self.local.deposed:
+        tail: int = await self._traced("check_tail", {}, self._check_tail(), int)
+        return tail
+
+    async def _check_tail(self) -> int:
+        # A sequencer can be deposed without knowing it yet; its tail then misses the appends
+        # its successor placed above it. So it first checks (one read) that no segment was
+        # allocated after its own; the remote sequencer does the same (``tail`` call).
+        if self.local is not None and not self.local.deposed \
+                and not await self.local.stale(-1):
             return self.local.tail()
         try:
             tail = (await self._call("tail"))["tail"]
@@ -221,6 +259,11 @@ class WormLog:
 
         Returns what the address holds afterwards (JUNK, or the DATA that was already chosen).
         """
+        entry: Entry = await self._traced("fill", {"address": address}, self._fill(address),
+                                          _show_entry)
+        return entry
+
+    async def _fill(self, address: int) -> Entry:
         self._check(address)
         try:
             await self.client.write(address, JUNK, None)
@@ -229,14 +272,19 @@ class WormLog:
         except NotAllocated:
             raise BadAddress(f"address {address} is beyond the log (segment not allocated)") \
                 from None
-        return await self.read(address)
+        return await self._read(address)
 
     async def trim(self, prefix: int) -> list[int]:
         """Trim every segment entirely below address ``prefix``; returns those segments (idempotent).
 
         ``prefix`` may not be beyond the tail (that would trim addresses not yet appended).
         """
-        tail = await self.check_tail()
+        segments: list[int] = await self._traced("trim", {"prefix": prefix}, self._trim(prefix),
+                                                 list)
+        return segments
+
+    async def _trim(self, prefix: int) -> list[int]:
+        tail = await self._check_tail()
         if prefix > tail:
             raise BadAddress(f"trim prefix {prefix} is beyond the tail {tail}")
         done = []
@@ -249,3 +297,11 @@ class WormLog:
             except Trimmed:
                 pass
         return done
+
+
+def _show_entry(e: Entry) -> str:
+    """An entry in a trace: the payload (hex) for DATA, else ``JUNK``, ``EMPTY``, ``TRIMMED``."""
+    if e.status is EntryStatus.DATA:
+        assert e.value is not None
+        return e.value.hex()
+    return e.status.name

@@ -25,6 +25,12 @@ only after the leader applied every address below it, so all those are chosen. A
 (``sync``) reads from its next unapplied address until the first EMPTY; every acknowledged
 command lies before that EMPTY, so the state it returns includes every command acknowledged
 before the read began. It costs one round trip on an up-to-date replica.
+
+Tracing (the client's recorder, or ``recorder=``): ``propose`` as ``invoke``/``response``
+(``pid``, ``payload``), each command a replica's state machine applies as ``apply`` (``index``:
+its log address, ``value``: the log entry; a command found again at a later address, a retry,
+is not applied again and not recorded), and the KV calls as ``invoke``/``response`` (``put``,
+``get``, ``delete``, ``cas``).
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ from typing import Any
 import msgpack
 
 from ..core.ops import Outcome
-from ..net.client import Capture, WormSpaceClient
+from ..net.client import Capture, WormSpaceClient, error_result
+from ..trace import Recorder, plain
 from . import KV_BASE
 from .space import capture_offsets, is_allocated, last_allocated, write_offsets
 
@@ -120,8 +127,10 @@ class WormPaxos:
     """
 
     def __init__(self, client: WormSpaceClient, node_id: str, apply: Callable[[bytes], Any], *,
-                 base: int = KV_BASE, read_batch: int = 32, max_attempts: int = 6) -> None:
+                 base: int = KV_BASE, read_batch: int = 32, max_attempts: int = 6,
+                 recorder: Recorder | None = None) -> None:
         self.client, self.node_id, self._sm = client, node_id, apply
+        self.rec = recorder if recorder is not None else client.rec
         self.base, self.size = base, client.space.size
         self.read_batch, self.max_attempts = read_batch, max_attempts
         self.proposer = client.client_id
@@ -155,6 +164,18 @@ class WormPaxos:
         """
         self._seq += 1
         pid = (self.proposer, self._seq)
+        if not self.rec.enabled:
+            return await self._propose(pid, payload)
+        i = self.rec.invoke("propose", pid=list(pid), payload=payload)
+        try:
+            result = await self._propose(pid, payload)
+        except BaseException as exc:
+            self.rec.respond(i, "propose", error_result(exc))
+            raise
+        self.rec.respond(i, "propose", plain(result))
+        return result
+
+    async def _propose(self, pid: ProposalId, payload: bytes) -> Any:
         entry = encode_command(pid, payload)
         self.stats.proposed += 1
         for _attempt in range(self.max_attempts):
@@ -168,8 +189,12 @@ class WormPaxos:
             self._waiters[address] = (pid, fut)
             try:
                 outcome = await self.client.write(address, entry, cap)
-            except BaseException:
+            except BaseException as exc:
                 self._drop_waiter(address, fut)
+                # The slot may stay a hole that only a takeover fills: a later proposal of
+                # ours, chosen above it, would wait forever to be applied. Step down, so the
+                # next proposal elects again and the takeover fills (or keeps) this slot.
+                self._step_down(f"write at {address} failed: {type(exc).__name__}")
                 raise
             if outcome is Outcome.OK:
                 self._known[address] = entry
@@ -359,6 +384,8 @@ class WormPaxos:
                     else:
                         self._results[pid] = self._sm(payload)
                         self.stats.applied += 1
+                        if self.rec.enabled:
+                            self.rec.emit("apply", index=a, value=value.hex())
                     result = self._results[pid]
                 self.next_apply = a + 1
             if waiter is not None and not waiter[1].done():
@@ -382,6 +409,19 @@ class KVStore:
                  **options: Any) -> None:
         self.data: dict[str, bytes] = {}
         self.paxos = WormPaxos(client, node_id, self._apply, base=base, **options)
+        self.rec = self.paxos.rec
+
+    async def _traced(self, op: str, args: dict[str, Any], call: Any) -> Any:
+        if not self.rec.enabled:
+            return await call
+        i = self.rec.invoke(op, **args)
+        try:
+            result = await call
+        except BaseException as exc:
+            self.rec.respond(i, op, error_result(exc))
+            raise
+        self.rec.respond(i, op, plain(result))
+        return result
 
     def _apply(self, payload: bytes) -> Any:
         try:
@@ -409,18 +449,26 @@ class KVStore:
 
     async def put(self, key: str, value: bytes) -> None:
         """Set ``key`` to ``value``."""
-        await self.paxos.propose(msgpack.packb(["put", key, value]))
+        await self._traced("put", {"key": key, "value": value},
+                           self.paxos.propose(msgpack.packb(["put", key, value])))
 
     async def delete(self, key: str) -> bool:
         """Remove ``key``; True if it was there."""
-        return bool(await self.paxos.propose(msgpack.packb(["delete", key])))
+        return bool(await self._traced("delete", {"key": key},
+                                       self.paxos.propose(msgpack.packb(["delete", key]))))
 
     async def cas(self, key: str, expected: bytes | None, new: bytes | None) -> bool:
         """Set ``key`` to ``new`` (None: delete) iff its value is ``expected`` (None: absent)."""
-        return bool(await self.paxos.propose(msgpack.packb(["cas", key, expected, new])))
+        return bool(await self._traced(
+            "cas", {"key": key, "expected": expected, "new": new},
+            self.paxos.propose(msgpack.packb(["cas", key, expected, new]))))
 
     async def get(self, key: str) -> bytes | None:
         """The value of ``key`` (linearizable), or None."""
+        result: bytes | None = await self._traced("get", {"key": key}, self._get(key))
+        return result
+
+    async def _get(self, key: str) -> bytes | None:
         await self.paxos.sync()
         return self.data.get(key)
 

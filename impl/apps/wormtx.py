@@ -22,6 +22,10 @@ all of them in one ``capture_range`` and hands each RM the capture id of its vot
 RMs are in-process objects here (one per RM, each with its own client, WAL directory and lock
 table); the protocol does not depend on that. A restarted RM replays its WAL, re-takes the
 locks of prepared transactions and resolves them from the WORs (:meth:`ResourceManager.recover`).
+
+Tracing (the RM client's recorder, or ``recorder=``): each RM records its vote as
+``invoke``/``response`` (op ``vote``: ``tx``, ``rms``, ``rm``; result the *chosen* vote, hex)
+and its outcome as one ``decide`` event (``tx``, ``decision``, ``rm``) when it first learns it.
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ from typing import Any
 import msgpack
 
 from ..core.ops import Outcome
-from ..net.client import Capture, Listener, WormSpaceClient
+from ..net.client import Capture, Listener, WormSpaceClient, error_result
 from ..storage.log import LogError, RecordLog
+from ..trace import OFF, Recorder, plain
 from . import TX_BASE
 from .space import is_allocated
 
@@ -184,8 +189,11 @@ class ResourceManager:
     """
 
     def __init__(self, name: str, client: WormSpaceClient, wal_dir: str | None, *,
-                 durable: bool = True, vote_timeout: float = 0.5) -> None:
+                 durable: bool = True, vote_timeout: float = 0.5,
+                 recorder: Recorder | None = None) -> None:
         self.name, self.client = name, client
+        # (``tx show`` builds RMs without a client, to read their WALs)
+        self.rec = recorder if recorder is not None else getattr(client, "rec", OFF)
         self.vote_timeout = vote_timeout
         self.store: dict[str, bytes] = {}
         self.locks: dict[str, int] = {}
@@ -255,6 +263,18 @@ class ResourceManager:
 
         A chosen NO (ours, or forced by a peer) aborts the transaction here at once.
         """
+        if not self.rec.enabled:
+            return await self._prepare(info, ops, cap)
+        i = self.rec.invoke("vote", tx=info.tx, rms=list(info.rms), rm=self.name)
+        try:
+            vote = await self._prepare(info, ops, cap)
+        except BaseException as exc:
+            self.rec.respond(i, "vote", error_result(exc))
+            raise
+        self.rec.respond(i, "vote", plain(vote))
+        return vote
+
+    async def _prepare(self, info: TxInfo, ops: Ops, cap: Capture | None) -> bytes:
         tx = info.tx
         self.last_tx = tx if self.last_tx is None else max(self.last_tx, tx)
         keys = ops.keys()
@@ -291,7 +311,10 @@ class ResourceManager:
             return
         if tx in self.prepared:  # only a prepared tx has anything to undo or redo
             await self._log([outcome, tx])
+        before = self.outcomes.get(tx)  # a concurrent finish may have decided while we logged
         self._apply_outcome(tx, outcome)
+        if self.rec.enabled and before != outcome:
+            self.rec.emit("decide", tx=tx, decision=outcome, rm=self.name)
 
     async def watch(self, info: TxInfo) -> tuple[_Votes, Listener]:
         """E3, step 1: listen to the transaction's vote WORs (before anyone can vote)."""

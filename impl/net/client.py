@@ -8,24 +8,41 @@ reconfiguration. Each call runs a core op (``impl/core``) for the protocol the c
 Return codes: ``write`` returns an :class:`Outcome` (OK, PREEMPTED, ALREADY_WRITTEN); ``read``
 returns the value or None (EMPTY). Conditions that end every call on a segment or cluster are
 exceptions: :class:`Trimmed`, :class:`NotAllocated`, :class:`Sealed`, :class:`Unavailable`
-(no quorum within timeout and retries), :class:`WrongKey`, :class:`ServerError`.
+(no quorum within timeout and retries), :class:`WrongKey`, :class:`ServerError`. A call that
+meets a trimmed replica completes the trim at a majority before raising :class:`Trimmed`, so
+every later call meets it too (a trim is final).
 
 Connections are opened on first use and reused; requests are pipelined and the ones issued in
 the same event-loop turn leave in one write (see :mod:`.connection`).
+
+Tracing: a client built with a :class:`~wormspace.impl.trace.Recorder` (or, without one, with
+``$WORMSPACE_TRACE_DIR`` set: ``DIR/<node>.ndjson``) records a ``send`` per protocol request
+(peer: the server id), and an ``invoke`` and a ``response`` per public call (capture, write,
+read, alloc, check, trim, capture_range, write_range); calls made inside another call (the
+allocation check before a write) are not recorded as calls, so the calls of a trace are what
+the caller saw. Results are in the layer's words: ``OK``, ``PREEMPTED``, ``ALREADY_WRITTEN``,
+``EMPTY`` or the value (hex), ``NOT_ALLOCATED``, ``TRIMMED``, ``SEALED``, ``CONTENTION``, and
+``TIMEOUT`` when the outcome is unknown (no quorum answered, or the call was cancelled). Off
+(the default), a call pays one attribute test.
+
+Planted bugs (``bugs=``, :mod:`wormspace.impl.core.bugs`) reach the client's ballots and Paxos
+ops: ``arbitrary_adopt``, ``read_without_repair``, ``reuse_capture_id``. Refinement tests only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import secrets
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..core.ballots import BallotCounter
+from ..core.bugs import NO_BUGS, Bugs
 from ..core.chain import (
     ChainCaptureOp,
     ChainCaptureWriteOp,
@@ -44,6 +61,7 @@ from ..core.ops import (
     WriteOp,
 )
 from ..core.range_ops import CaptureRangeOp, WriteRangeOp
+from ..trace import OFF, Recorder, plain
 from . import cluster as cluster_file
 from .chain_ops import ChainSealOp, ChainTrimOp
 from .cluster import ClusterConfig
@@ -58,6 +76,15 @@ T = TypeVar("T")
 #: ``write(a, v, cid=UNSAFE)``: the unsafe write (ballot 0, one round trip, single writer only).
 UNSAFE = 0
 TRIM_MARK = b"trimmed"
+#: Environment variable naming a trace directory: clients and servers record there when set.
+TRACE_ENV = "WORMSPACE_TRACE_DIR"
+
+
+def recorder_for(node: str, directory: str | os.PathLike[str] | None = None) -> Recorder:
+    """A recorder writing ``directory/<node>.ndjson`` (default ``$WORMSPACE_TRACE_DIR``), or
+    the switched-off recorder when there is no directory."""
+    d = directory if directory is not None else os.environ.get(TRACE_ENV) or None
+    return OFF if not d else Recorder(node, os.path.join(d, f"{node}.ndjson"))
 
 
 class WormSpaceError(ClientError):
@@ -161,6 +188,8 @@ class WormSpaceClient:
     ``timeout``: seconds before an op resends to the servers that have not answered;
     ``retries``: resends before :class:`Unavailable`; ``max_preempt``: fresh ballots tried when
     rival captures preempt a capture, a write without capture id, or a read's repair.
+    ``recorder``: where to trace the calls (default: ``$WORMSPACE_TRACE_DIR/<node>.ndjson``
+    if set, else off); ``node`` names the client in traces (default ``c<client_id>``).
     """
 
     def __init__(
@@ -171,6 +200,9 @@ class WormSpaceClient:
         retries: int = 6,
         max_preempt: int = 20,
         client_id: int | None = None,
+        bugs: Bugs = NO_BUGS,
+        recorder: Recorder | None = None,
+        node: str | None = None,
     ) -> None:
         self.config = config
         self.key = config.key()
@@ -179,7 +211,11 @@ class WormSpaceClient:
         self.epoch = config.epoch
         self.timeout, self.retries, self.max_preempt = timeout, retries, max_preempt
         self.client_id = client_id if client_id is not None else secrets.randbelow(2**62) + 1
-        self.ballots = BallotCounter(self.client_id)
+        self.bugs = bugs
+        self.ballots = BallotCounter(self.client_id, bugs=bugs)
+        self.node = node or f"c{self.client_id}"
+        self._owns_rec = recorder is None
+        self.rec = recorder if recorder is not None else recorder_for(self.node)
         self._conns: dict[str, Connection] = {}
         self._allocated: set[int] = set()
         self._checking: dict[int, asyncio.Future[bytes | None]] = {}
@@ -197,10 +233,34 @@ class WormSpaceClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close every connection."""
+        """Close every connection (and the trace file this client opened)."""
         for c in self._conns.values():
             await c.close()
         self._conns.clear()
+        if self._owns_rec:
+            self.rec.close()
+        else:
+            self.rec.flush()
+
+    # -- tracing ---------------------------------------------------------------------------------
+
+    def _where(self, address: int) -> dict[str, Any]:
+        """``address`` and, if it is valid, its ``segment`` (trace arguments of data calls)."""
+        size = self.space.size
+        return ({"address": address, "segment": address // size}
+                if type(address) is int and address >= 0 else {"address": address})
+
+    async def _traced(self, op: str, args: dict[str, Any], call: Coroutine[Any, Any, T],
+                      show: Callable[[T], Any]) -> T:
+        """Run ``call`` between an ``invoke`` and a ``response`` event (``show`` the result)."""
+        i = self.rec.invoke(op, **args)
+        try:
+            result = await call
+        except BaseException as exc:
+            self.rec.respond(i, op, error_result(exc))
+            raise
+        self.rec.respond(i, op, show(result))
+        return result
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -217,8 +277,15 @@ class WormSpaceClient:
 
     async def _run(self, op: SansIOOp, segment: int, servers: Sequence[str] | None = None) -> OpResult:
         conns = [self._conn(s) for s in (servers or self._servers(segment))]
-        res = await run_op(op, conns, self.timeout, self.retries)
+        res = await run_op(op, conns, self.timeout, self.retries, self.rec)
         if res.outcome is Outcome.TRIMMED:
+            if not isinstance(op, (TrimOp, ChainTrimOp)):
+                # One acceptor's TRIMMED means the trim was decided, but it may be applied at a
+                # minority only (its client gave up; our op's own Trim messages may be lost).
+                # Complete it at a majority before answering, so that every later call meets
+                # it: a trim is final (WOS). If that fails the outcome is unknown (Unavailable).
+                await run_op(self._trim_op(segment), conns, self.timeout, self.retries,
+                             self.rec)
             raise Trimmed(f"segment {segment} is trimmed")
         if res.outcome is Outcome.SEALED:
             raise Sealed(f"epoch {self.epoch} is sealed: the cluster was reconfigured; "
@@ -246,7 +313,7 @@ class WormSpaceClient:
         # Concurrent first uses of a segment share one check of its metadata WOR.
         pending = self._checking.get(segment)
         if pending is None:
-            pending = self._checking[segment] = asyncio.ensure_future(self.check(segment))
+            pending = self._checking[segment] = asyncio.ensure_future(self._check(segment))
             pending.add_done_callback(lambda f: self._checking.pop(segment, None))
         if await asyncio.shield(pending) is None:
             raise NotAllocated(f"segment {segment} is not allocated (alloc it first)")
@@ -255,6 +322,12 @@ class WormSpaceClient:
 
     async def alloc(self, segment: int, meta: bytes) -> bool:
         """Write ``meta`` into the segment's metadata WOR; True if ours won (first writer)."""
+        if not self.rec.enabled:
+            return await self._alloc(segment, meta)
+        return await self._traced("alloc", {"segment": segment, "meta": meta},
+                                  self._alloc(segment, meta), bool)
+
+    async def _alloc(self, segment: int, meta: bytes) -> bool:
         wor = self.space.meta_wor(segment)
         _check_value(meta)
         res = await self._preemptible(lambda b: self._capture_write_op(wor, meta, b), segment)
@@ -265,6 +338,12 @@ class WormSpaceClient:
 
     async def check(self, segment: int) -> bytes | None:
         """The segment's metadata, or None if it is not allocated."""
+        if not self.rec.enabled:
+            return await self._check(segment)
+        return await self._traced("check", {"segment": segment}, self._check(segment),
+                                  lambda v: "NOT_ALLOCATED" if v is None else v.hex())
+
+    async def _check(self, segment: int) -> bytes | None:
         value = await self._read_wor(self.space.meta_wor(segment))
         if value is not None:
             self._allocated.add(segment)
@@ -272,6 +351,12 @@ class WormSpaceClient:
 
     async def trim(self, segment: int) -> None:
         """Decide (trim WOR) and apply the trim of ``segment``; later calls raise Trimmed."""
+        if not self.rec.enabled:
+            return await self._trim(segment)
+        return await self._traced("trim", {"segment": segment}, self._trim(segment),
+                                  lambda _: "OK")
+
+    async def _trim(self, segment: int) -> None:
         await self._require_allocated(segment)
         wor = self.space.trim_wor(segment)
         try:
@@ -279,13 +364,15 @@ class WormSpaceClient:
         except Trimmed:
             return
         # Any value in the trim WOR means "trim": apply it at the servers.
-        n = self._n(segment)
-        op: SansIOOp = (ChainTrimOp(segment, n, self.client_id, self.epoch) if self.chain
-                        else TrimOp(segment, n, self.epoch))
         try:
-            await self._run(op, segment)
+            await self._run(self._trim_op(segment), segment)
         except Trimmed:
             pass  # TrimOp ends TRIMMED once a majority dropped the segment: that is success
+
+    def _trim_op(self, segment: int) -> SansIOOp:
+        n = self._n(segment)
+        return (ChainTrimOp(segment, n, self.client_id, self.epoch) if self.chain
+                else TrimOp(segment, n, self.epoch))
 
     async def seal(self, epoch: int) -> None:
         """Seal every epoch below ``epoch`` at every replica set (reconfiguration step 1)."""
@@ -300,20 +387,27 @@ class WormSpaceClient:
         n = self._n(wor.segment)
         if self.chain:
             return ChainCaptureWriteOp(wor, value, ballot, n, self.client_id, self.epoch)
-        return CaptureWriteOp(wor, value, ballot, n, self.epoch)
+        return CaptureWriteOp(wor, value, ballot, n, self.epoch, bugs=self.bugs)
 
     async def _read_wor(self, wor: WorId) -> bytes | None:
         n = self._n(wor.segment)
         if self.chain:
             res = await self._run(ChainReadOp(wor, n, self.client_id, self.epoch), wor.segment)
         else:
-            res = await self._preemptible(lambda b: ReadOp(wor, b, n, self.epoch), wor.segment)
+            res = await self._preemptible(lambda b: ReadOp(wor, b, n, self.epoch, bugs=self.bugs),
+                                          wor.segment)
             if res.outcome is Outcome.PREEMPTED:
                 raise Contention(f"read of {wor}: repair preempted {self.max_preempt} times")
         return res.value if res.outcome is Outcome.OK else None
 
     async def capture(self, address: int) -> Capture:
         """Capture the WOR at ``address``; the Capture is the (transferable) capture id."""
+        if not self.rec.enabled:
+            return await self._capture(address)
+        return await self._traced("capture", self._where(address), self._capture(address),
+                                  _show_capture)
+
+    async def _capture(self, address: int) -> Capture:
         wor = self.space.data_wor(address)
         await self._require_allocated(wor.segment)
         n = self._n(wor.segment)
@@ -321,7 +415,8 @@ class WormSpaceClient:
             res = await self._preemptible(
                 lambda b: ChainCaptureOp(wor, b, n, self.client_id, self.epoch), wor.segment)
         else:
-            res = await self._preemptible(lambda b: CaptureOp(wor, b, n, self.epoch), wor.segment)
+            res = await self._preemptible(lambda b: CaptureOp(wor, b, n, self.epoch, bugs=self.bugs),
+                                          wor.segment)
         if res.outcome is not Outcome.OK or res.ballot is None:
             raise Contention(f"capture({address}): preempted {self.max_preempt} times")
         return Capture(address, res.ballot, res.adopted)
@@ -333,6 +428,14 @@ class WormSpaceClient:
         (0: ballot 0, no capture, single writer only), or None (capture, then write, retrying
         with fresh ballots while preempted).
         """
+        if not self.rec.enabled:
+            return await self._write(address, value, cid)
+        return await self._traced("write", {**self._where(address), "value": value,
+                                            "cid": _show_cid(cid)},
+                                  self._write(address, value, cid), _show_outcome)
+
+    async def _write(self, address: int, value: bytes, cid: Capture | int | None = None
+                     ) -> Outcome:
         wor = self.space.data_wor(address)
         _check_value(value)
         ballot, adopted = ZERO_BALLOT, None
@@ -356,6 +459,12 @@ class WormSpaceClient:
 
     async def read(self, address: int) -> bytes | None:
         """The value written at ``address``, or None if it is EMPTY (linearizable)."""
+        if not self.rec.enabled:
+            return await self._read(address)
+        return await self._traced("read", self._where(address), self._read(address),
+                                  lambda v: "EMPTY" if v is None else v.hex())
+
+    async def _read(self, address: int) -> bytes | None:
         wor = self.space.data_wor(address)
         await self._require_allocated(wor.segment)
         return await self._read_wor(wor)
@@ -364,17 +473,26 @@ class WormSpaceClient:
 
     async def capture_range(self, segment: int, lo: int, hi: int) -> list[Capture]:
         """Capture offsets ``[lo, hi)`` of ``segment`` (one round trip with Paxos-WOR)."""
+        if not self.rec.enabled:
+            return await self._capture_range(segment, lo, hi)
+        return await self._traced("capture_range", {"segment": segment, "lo": lo, "hi": hi,
+                                                    "address": segment * self.space.size + lo},
+                                  self._capture_range(segment, lo, hi),
+                                  lambda cs: [_show_capture(c) for c in cs])
+
+    async def _capture_range(self, segment: int, lo: int, hi: int) -> list[Capture]:
         self.space.check_range(segment, lo, hi)
         if hi - lo > MAX_RANGE:
             raise BadAddress(f"a range covers at most {MAX_RANGE} offsets")
         await self._require_allocated(segment)
         if self.chain:  # ranges are not chained (yet): one capture per offset, concurrently
             return list(await _gather(
-                [self.capture(self.space.address(segment, o)) for o in range(lo, hi)]))
+                [self._capture(self.space.address(segment, o)) for o in range(lo, hi)]))
         n = self._n(segment)
         rival: Ballot | None = None
         for k in range(self.max_preempt):
-            op = CaptureRangeOp(segment, lo, hi, self.ballots.next(above=rival), n, self.epoch)
+            op = CaptureRangeOp(segment, lo, hi, self.ballots.next(above=rival), n, self.epoch,
+                                bugs=self.bugs)
             res = await self._run(op, segment)
             per = op.range_result.per_offset if op.range_result is not None else ()
             lost = [r.ballot for r in per if r.outcome is Outcome.PREEMPTED and r.ballot]
@@ -397,18 +515,31 @@ class WormSpaceClient:
         With ``captures`` (from :meth:`capture_range`) this is one round trip; without, the
         range is captured first.
         """
+        if not self.rec.enabled:
+            return await self._write_range(segment, lo, values, captures)
+        args = {"segment": segment, "lo": lo, "address": segment * self.space.size + lo,
+                "values": list(values),
+                "cids": None if captures is None else [_show_cid(c) for c in captures]}
+        return await self._traced("write_range", args,
+                                  self._write_range(segment, lo, values, captures),
+                                  lambda outs: [_show_outcome(o) for o in outs])
+
+    async def _write_range(
+        self, segment: int, lo: int, values: Sequence[bytes],
+        captures: Sequence[Capture] | None = None,
+    ) -> list[Outcome]:
         hi = lo + len(values)
         self.space.check_range(segment, lo, hi)
         for v in values:
             _check_value(v)
         if captures is None:
-            captures = await self.capture_range(segment, lo, hi)
+            captures = await self._capture_range(segment, lo, hi)
         addrs = [self.space.address(segment, o) for o in range(lo, hi)]
         if [c.address for c in captures] != addrs:
             raise BadAddress("captures must be one per offset of the range, in order")
         ballots = {c.ballot for c in captures}
         if self.chain or len(ballots) != 1 or hi - lo > MAX_RANGE:
-            return list(await _gather([self.write(a, v, c)
+            return list(await _gather([self._write(a, v, c)
                                        for a, v, c in zip(addrs, values, captures)]))
         op = WriteRangeOp(segment, lo, tuple(values), ballots.pop(), self._n(segment), self.epoch,
                           adopted=tuple(c.adopted for c in captures))
@@ -568,6 +699,29 @@ class SyncClient:
 
 async def _gather(coros: Sequence[Awaitable[T]]) -> list[T]:
     return list(await asyncio.gather(*coros))
+
+
+def _show_capture(c: Capture) -> dict[str, Any]:
+    return {"ballot": list(c.ballot), "adopted": None if c.adopted is None else c.adopted.hex()}
+
+
+def _show_cid(cid: Capture | int | None) -> Any:
+    """A write's capture id in a trace: ``[round, client]``, 0 (unsafe) or None (none)."""
+    return list(cid.ballot) if isinstance(cid, Capture) else plain(cid)
+
+
+def _show_outcome(o: Outcome) -> str:
+    return o.name  # OK, PREEMPTED, ALREADY_WRITTEN (the layer's response codes)
+
+
+def error_result(exc: BaseException) -> Any:
+    """The ``response`` result of a call that raised ``exc``: ``TIMEOUT`` when its outcome is
+    unknown, the WormSpace condition's code, else the error itself."""
+    if isinstance(exc, (Unavailable, ServerUnreachable, TimeoutError, asyncio.CancelledError)):
+        return "TIMEOUT"
+    if isinstance(exc, WormSpaceError):
+        return exc.code
+    return {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
 def _check_value(value: object) -> None:

@@ -143,8 +143,9 @@ class Connection:
     def _flush(self) -> None:
         self._flush_scheduled = False
         out, self._out = self._out, []
-        if self._proto is not None and self._proto.transport is not None and out:
-            self._proto.transport.write(b"".join(out))
+        t = self._proto.transport if self._proto is not None else None
+        if t is not None and out and not t.is_closing():
+            t.write(b"".join(out))
 
     # -- connection management -------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from ..core.chain import ChainReply
 from ..core.messages import Accepted, AcceptedRange, Ballot, Promise, PromiseRange, Status
 from ..core.ops import OpResult, Outcome
+from ..trace import OFF, Recorder
 from . import wire
 from .connection import ClientError, Connection, ServerError, WrongKey
 
@@ -66,9 +67,13 @@ def _rival(reply: Any) -> Ballot | None:
 
 
 async def run_op(
-    op: SansIOOp, conns: Sequence[Connection], timeout: float, retries: int
+    op: SansIOOp, conns: Sequence[Connection], timeout: float, retries: int,
+    recorder: Recorder = OFF,
 ) -> OpResult:
-    """Run ``op`` against ``conns`` (acceptor ``i`` is ``conns[i]``) until it is done."""
+    """Run ``op`` against ``conns`` (acceptor ``i`` is ``conns[i]``) until it is done.
+
+    ``recorder``: the client's trace; each request sent is a ``send`` event (peer: the server
+    id), which trace validation against the protocol model needs."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[OpResult] = loop.create_future()
     errors: dict[int, str] = {}
@@ -80,6 +85,8 @@ async def run_op(
     def send(sends: Sequence[tuple[int, Any]]) -> None:
         nonlocal outstanding
         for i, req in sends:
+            if recorder.enabled:
+                recorder.send(conns[i].server.id, req)
             outstanding += 1
             conns[i].request(req).add_done_callback(functools.partial(on_done, i))
 

@@ -12,16 +12,25 @@ Layout of the data directory ``DIR``::
 running (after ``down``, or after a crash), with their data. Servers are detached processes
 (their own session), so they outlive the command that started them. Ports are picked free by
 the OS (bind to port 0) when the cluster is first created and then kept in the cluster file.
+``up(..., trace=DIR, bugs=[...])`` starts servers that record trace events and run planted bugs.
+
+Process faults for fault campaigns (our own processes only, found through their pid files):
+:func:`kill` (``kill -9``), :func:`pause` / :func:`resume` (SIGSTOP / SIGCONT), :func:`restart`
+(start one server again and wait for its ping), and :func:`tear` (while a server is down, leave
+its log as a crash in the middle of an append would: a partial record at the tail, which the
+restart must detect, save aside and drop).
 """
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import cluster as cluster_file
@@ -82,17 +91,25 @@ def paths(config: ClusterConfig, server_id: str) -> tuple[Path, Path]:
     return base / f"{server_id}.log", base / f"{server_id}.pid"
 
 
-def start_server(config: ClusterConfig, server_id: str) -> int:
-    """Start one server as a detached process; returns its pid (also in its pid file)."""
+def start_server(config: ClusterConfig, server_id: str, *, trace: str | None = None,
+                 bugs: Sequence[str] = ()) -> int:
+    """Start one server as a detached process; returns its pid (also in its pid file).
+
+    ``trace``: directory the server records its events in; ``bugs``: planted bug names."""
     assert config.path is not None
     log_path, pid_path = paths(config, server_id)
     cmd = [sys.executable, "-m", "wormspace", "server", "--id", server_id,
            "--cluster", config.path]
     if config.memory:
         cmd.append("--memory")
+    if trace:
+        cmd += ["--trace", os.path.abspath(trace)]
+    for b in bugs:
+        cmd += ["--bug", b]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 start_new_session=True, close_fds=True)
+    _children[proc.pid] = proc
     pid_path.write_text(f"{proc.pid}\n")
     return proc.pid
 
@@ -107,21 +124,36 @@ def server_pid(config: ClusterConfig, server_id: str) -> int | None:
     return pid if _is_our_server(pid, server_id) else None
 
 
+#: Servers this process started, by pid: their own Popen objects tell exactly whether they
+#: still run (no guessing from /proc, whose cmdline can read empty while a process starts).
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _is_our_server(pid: int, server_id: str) -> bool:
+    child = _children.get(pid)
+    if child is not None:
+        if child.poll() is None:
+            return True
+        del _children[pid]  # reaped by poll()
+        return False
     try:
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our own dead child
     except ChildProcessError:
         pass
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return False  # a zombie: dead, not yet reaped by its parent
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            args = f.read().split(b"\0")
-    except (OSError, IndexError):
-        return False
-    # Guard against a recycled pid: it must be a wormspace server with this id.
-    return b"server" in args and b"--id" in args and server_id.encode() in args
+    for attempt in range(5):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return False  # a zombie: dead, not yet reaped by its parent
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except (OSError, IndexError):
+            return False
+        if args != [b""]:
+            # Guard against a recycled pid: it must be a wormspace server with this id.
+            return b"server" in args and b"--id" in args and server_id.encode() in args
+        time.sleep(0.01 * (attempt + 1))  # an empty cmdline: the process is mid-exec; look again
+    return False
 
 
 def ping(server: ServerSpec, key: bytes, timeout: float = 1.0) -> dict[str, object]:
@@ -145,22 +177,25 @@ def ping(server: ServerSpec, key: bytes, timeout: float = 1.0) -> dict[str, obje
                 raise ClusterError(f"server {server.id}: unexpected answer {obj!r:.80}")
 
 
-def up(config: ClusterConfig, timeout: float = 15.0) -> dict[str, int]:
-    """Start every server of ``config`` that is not running; wait until all answer a ping.
+def up(config: ClusterConfig, timeout: float = 15.0, *, trace: str | None = None,
+       bugs: Sequence[str] = (), only: Sequence[str] | None = None) -> dict[str, int]:
+    """Start every server of ``config`` (or of ``only``) that is not running; wait until all
+    answer a ping.
 
     Returns ``{server id: pid}``. On failure, stops the servers it started and raises
     :class:`ClusterError` with the end of the failed server's log.
     """
     key = config.key()
+    ids = list(config.servers) if only is None else list(only)
     started: dict[str, int] = {}
     pids: dict[str, int] = {}
-    for sid in config.servers:
+    for sid in ids:
         pid = server_pid(config, sid)
         if pid is None:
-            pid = started[sid] = start_server(config, sid)
+            pid = started[sid] = start_server(config, sid, trace=trace, bugs=bugs)
         pids[sid] = pid
     deadline = time.monotonic() + timeout
-    waiting = set(config.servers)
+    waiting = set(ids)
     while waiting:
         for sid in sorted(waiting):
             if sid in started and not _is_our_server(started[sid], sid):
@@ -210,6 +245,109 @@ def _stop(config: ClusterConfig, ids: list[str], timeout: float = 5.0) -> dict[s
     for sid in ids:
         paths(config, sid)[1].unlink(missing_ok=True)
     return out
+
+
+# -- process faults --------------------------------------------------------------------------------
+
+
+def _running(config: ClusterConfig, server_id: str) -> int:
+    pid = server_pid(config, server_id)
+    if pid is None:
+        raise ClusterError(f"server {server_id} is not running")
+    return pid
+
+
+def kill(config: ClusterConfig, server_id: str, timeout: float = 5.0) -> int:
+    """``kill -9`` server ``server_id`` and wait until it is gone; returns its pid."""
+    pid = _running(config, server_id)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while _is_our_server(pid, server_id):
+        if time.monotonic() > deadline:
+            raise ClusterError(f"server {server_id} (pid {pid}) survived SIGKILL for {timeout:g} s")
+        time.sleep(0.005)
+    paths(config, server_id)[1].unlink(missing_ok=True)
+    return pid
+
+
+def pause(config: ClusterConfig, server_id: str) -> int:
+    """Stop server ``server_id`` (SIGSTOP): its sockets stay open, it answers nothing."""
+    pid = _running(config, server_id)
+    os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
+def resume(config: ClusterConfig, server_id: str) -> int:
+    """Continue a paused server (SIGCONT)."""
+    pid = _running(config, server_id)
+    os.kill(pid, signal.SIGCONT)
+    return pid
+
+
+def restart(config: ClusterConfig, server_id: str, *, trace: str | None = None,
+            bugs: Sequence[str] = (), timeout: float = 15.0) -> int:
+    """Start server ``server_id`` again (it must be down) and wait for its ping; its pid."""
+    if server_pid(config, server_id) is not None:
+        raise ClusterError(f"server {server_id} is still running")
+    return up(config, timeout, trace=trace, bugs=bugs, only=[server_id])[server_id]
+
+
+def data_log(config: ClusterConfig, server_id: str) -> Path:
+    """The acceptor log file of server ``server_id``."""
+    from ..storage.store import LOG_NAME
+
+    spec = config.servers[server_id]
+    if spec.data is None:
+        raise ClusterError(f"server {server_id} has no data directory (an in-memory cluster?)")
+    return Path(spec.data) / LOG_NAME
+
+
+def tear(config: ClusterConfig, server_id: str, rng: random.Random | None = None, *,
+         mode: str = "append") -> dict[str, int]:
+    """Tear server ``server_id``'s log at the tail, mid-record, while the server is down.
+
+    ``mode="append"`` (what a crash in the middle of an append leaves): adds a record (a copy
+    of the last one, or a small one on an empty log) cut at a random byte inside it; its
+    ``fsync`` never returned, so nothing acknowledged is lost. ``mode="truncate"``: cuts the
+    last record itself at a random byte, which loses an acknowledged record (a disk that lost
+    data, beyond the crash model: for testing detection only). Returns ``{"offset", "size"}``:
+    where the torn record starts and how many of its bytes remain. The restarted server must
+    report the torn tail, save it aside and serve the records before it.
+    """
+    from ..storage.log import MAGIC, RECORD_HEADER, encode_record
+
+    if mode not in ("append", "truncate"):
+        raise ClusterError(f"tear mode must be 'append' or 'truncate', got {mode!r}")
+    if server_pid(config, server_id) is not None:
+        raise ClusterError(f"server {server_id} is running: tear its log only while it is down")
+    path = data_log(config, server_id)
+    rng = rng or random.Random()
+    data = path.read_bytes() if path.exists() else b""
+    if not data.startswith(MAGIC):
+        raise ClusterError(f"{path}: not a WormSpace log")
+    last, start = b"", len(MAGIC)
+    pos = len(MAGIC)
+    while pos + RECORD_HEADER.size <= len(data):  # find the last complete record
+        (length, _crc) = RECORD_HEADER.unpack_from(data, pos)
+        end = pos + RECORD_HEADER.size + length
+        if end > len(data):
+            break
+        last, start, pos = data[pos:end], pos, end
+    if mode == "truncate":
+        if not last:
+            raise ClusterError(f"{path}: no record to truncate")
+        cut = rng.randrange(1, len(last))
+        with open(path, "r+b") as f:
+            f.truncate(start + cut)
+            os.fsync(f.fileno())
+        return {"offset": start, "size": cut}
+    record = last or encode_record(["s", 0])
+    cut = rng.randrange(1, len(record))  # at least one byte, never the whole record
+    with open(path, "ab") as f:
+        f.write(record[:cut])
+        f.flush()
+        os.fsync(f.fileno())
+    return {"offset": len(data), "size": cut}
 
 
 def _tail(path: Path, lines: int = 15) -> str:

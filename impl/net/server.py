@@ -15,6 +15,18 @@ chain over its own connection and relays the answer back up; the tail answers; r
 tail. (The reply retraces the chain instead of going from the tail straight to the client: each
 hop is an ordinary request/reply, so no server needs a connection to the client it did not
 accept.)
+
+Tracing (``--trace DIR`` or ``$WORMSPACE_TRACE_DIR``; events in ``DIR/<id>.ndjson``, schema in
+:mod:`wormspace.impl.trace`): a ``recv`` per protocol request, a ``persist`` per record once its
+fsync returned, then the ``send`` of the reply, so a trace shows every acknowledgement after the
+state it reveals is durable; a (re)started server first records the state it recovered
+(``persist`` events with ``recovered: true``). Peers are named by their address (a client or an
+upstream chain node); forwards to a chain successor name the successor. Events are flushed once
+per event-loop turn, so a ``kill -9`` loses at most the events of the turn it interrupted. Off,
+the request path pays one attribute test per request.
+
+Planted bugs (``--bug NAME``, :mod:`wormspace.impl.core.bugs`): ``serve_trimmed`` reaches the
+acceptor; ``ack_before_persist`` makes this driver send the reply before the fsync.
 """
 
 from __future__ import annotations
@@ -24,9 +36,12 @@ import logging
 import os
 import signal
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import fields
 from typing import Any
 
-from ..core.acceptor import Acceptor
+from ..core.acceptor import Acceptor, Persist
+from ..core.bugs import NO_BUGS, Bugs
 from ..core.chain import ChainNode, ChainReply, ChainRequest
 from ..core.codec import CLASSES, AnyMessage, to_plain
 from ..core.messages import (
@@ -42,6 +57,8 @@ from ..core.messages import (
 )
 from ..core.records import AcceptorState, Record, WorRecord
 from ..storage.store import DurableStore, MemoryStore, StateStore
+from ..trace import OFF, Recorder
+from ..trace import record as trace_record
 from . import wire
 from .cluster import ClusterConfig
 from .commit import GroupCommit
@@ -146,6 +163,8 @@ class WormServer:
         *,
         max_frame: int = MAX_FRAME,
         forward_timeout: float = 2.0,
+        bugs: Bugs = NO_BUGS,
+        recorder: Recorder = OFF,
     ) -> None:
         if server_id not in config.servers:
             raise ValueError(f"server id {server_id!r} is not in the cluster file "
@@ -155,14 +174,17 @@ class WormServer:
         self.max_frame = max_frame
         self.forward_timeout = forward_timeout
         self.my_sets = frozenset(config.sets_of(server_id))
-        self.acceptor = Acceptor(state)
+        self.bugs = bugs
+        self.rec = recorder
+        self._trace_flush_scheduled = False
+        self.acceptor = Acceptor(state, bugs=bugs)
         # Chain: one node per replica set this server is in (its position differs per chain);
         # they share one acceptor state, so one log holds them all.
         self.nodes: dict[int, ChainNode] = {}
         if config.protocol == "chain":
             for i in self.my_sets:
                 rs = config.replica_sets[i]
-                self.nodes[i] = ChainNode(rs.index(server_id), len(rs))
+                self.nodes[i] = ChainNode(rs.index(server_id), len(rs), bugs=bugs)
                 self.nodes[i].acceptor = self.acceptor
         self.allowed: tuple[type, ...] = (
             (ChainRequest,) if config.protocol == "chain" else REQUEST_TYPES
@@ -206,6 +228,15 @@ class WormServer:
             await p.close()
         self.commit.close()
         self.store.close()
+        self.rec.flush()
+
+    def record_recovered(self) -> None:
+        """Trace the state recovered from storage as ``persist`` events marked ``recovered``,
+        so a trace explains what a restarted server answers without its earlier events."""
+        if self.rec.enabled:
+            for r in self.acceptor.state.snapshot():
+                self.rec.emit("persist", **trace_record(r), recovered=True)
+            self.rec.flush()
 
     def _persist_failed(self, exc: BaseException) -> None:
         self.failed = exc
@@ -234,6 +265,9 @@ class WormServer:
                 conn.error(obj["i"], wire.MALFORMED, str(exc))
             return
         self.stats["requests"] += 1
+        if msg is not None and self.rec.enabled:
+            assert isinstance(obj, dict)
+            self.rec.recv(conn.peer, _hexed(obj["m"]))
         try:
             if msg is None:
                 assert call is not None
@@ -257,8 +291,13 @@ class WormServer:
         if not self._serves(conn, rid, _segment(req)):
             return
         reply, persist = self.acceptor.handle(req)
-        frame = encode_frame(self.key, {"i": rid, "m": to_plain(reply)})
+        body = to_plain(reply)
+        frame = encode_frame(self.key, {"i": rid, "m": body})
         records = persist.records
+        if self.rec.enabled or persist.deferred:
+            notify = bool(records) and isinstance(req, (Accept, AcceptRange))
+            self._reply_traced(conn, body, frame, persist, notify)
+            return
         if records and isinstance(req, (Accept, AcceptRange)) and self.listeners:
 
             def reply_and_notify() -> None:
@@ -269,6 +308,43 @@ class WormServer:
         else:
             self.commit.after_durable(records, lambda: conn.send(frame))
 
+    def _reply_traced(self, conn: ServerConnection, body: dict[str, object], frame: bytes,
+                      persist: Persist, notify: bool) -> None:
+        """The reply path with tracing on or a planted bug: record each record's ``persist``
+        once it is durable, then the ``send``; under ``ack_before_persist``, reply at once."""
+        rec, records = self.rec, persist.records
+
+        def send() -> None:
+            rec.send(conn.peer, _hexed(body))
+            conn.send(frame)
+            self._flush_trace_soon()
+
+        def durable() -> None:
+            self._record_persist(records)
+            if notify and self.listeners:
+                self._notify(records)
+            if not persist.deferred:
+                send()
+
+        if persist.deferred:
+            send()  # planted bug: acknowledge what is not on disk yet
+        self.commit.after_durable(records, durable)
+
+    def _record_persist(self, records: Iterable[Record]) -> None:
+        for r in records:
+            self.rec.persist(r)
+        self._flush_trace_soon()
+
+    def _flush_trace_soon(self) -> None:
+        """Flush the trace at the end of this event-loop turn (one write for the turn)."""
+        if self.rec.enabled and not self._trace_flush_scheduled:
+            self._trace_flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_trace)
+
+    def _flush_trace(self) -> None:
+        self._trace_flush_scheduled = False
+        self.rec.flush()
+
     def _chain(self, conn: ServerConnection, rid: int, msg: ChainRequest) -> None:
         req = msg.request
         seg = _segment(req)
@@ -278,12 +354,18 @@ class WormServer:
                           self.config.replica_set_index(seg)]
         out, persist = node.handle(msg)
         records = persist.records
+        rec = self.rec
 
         def act() -> None:
+            if rec.enabled:
+                self._record_persist(records)
             if records and isinstance(req, Accept) and self.listeners:
                 self._notify(records)
             if isinstance(out, ChainReply):
-                conn.send(encode_frame(self.key, {"i": rid, "m": to_plain(out)}))
+                body = to_plain(out)
+                if rec.enabled:
+                    rec.send(conn.peer, _hexed(body))
+                conn.send(encode_frame(self.key, {"i": rid, "m": body}))
             else:
                 assert seg is not None
                 successor = self.config.replica_set(seg)[node.index + 1]
@@ -297,13 +379,21 @@ class WormServer:
         peer = self.peers.get(successor)
         if peer is None:
             peer = self.peers[successor] = Connection(self.config.servers[successor], self.key)
+        rec = self.rec
+        if rec.enabled:
+            rec.send(successor, _hexed(to_plain(msg)))
         try:
             reply: AnyMessage = await asyncio.wait_for(peer.request(msg), self.forward_timeout)
         except (ClientError, TimeoutError) as exc:
             self.stats["forward_failures"] += 1
             conn.error(rid, wire.UNAVAILABLE, f"chain successor {successor}: {exc or 'timeout'}")
             return
-        conn.send(encode_frame(self.key, {"i": rid, "m": to_plain(reply)}))
+        body = to_plain(reply)
+        if rec.enabled:
+            rec.recv(successor, _hexed(body))
+            rec.send(conn.peer, _hexed(body))
+            self._flush_trace_soon()
+        conn.send(encode_frame(self.key, {"i": rid, "m": body}))
 
     def _notify(self, records: tuple[Record, ...]) -> None:
         """Push each newly accepted data value to the connections listening to its segment."""
@@ -355,6 +445,20 @@ class WormServer:
                                                                      {"i": rid, "r": result})))
 
 
+def _hexed(obj: Any) -> Any:
+    """A message in codec plain form as traces carry it (bytes as hex). The same result as
+    ``trace.plain`` for these shapes (dicts, lists, bytes, str, int, None), several times
+    faster: exact type tests instead of ABC checks, on the traced request path."""
+    t = type(obj)
+    if t is dict:
+        return {k: _hexed(v) for k, v in obj.items()}
+    if t is list or t is tuple:
+        return [_hexed(v) for v in obj]
+    if t is bytes:
+        return obj.hex()
+    return obj
+
+
 def _segment(req: object) -> int | None:
     """The segment a request is about (None for Seal)."""
     if isinstance(req, Seal):
@@ -387,26 +491,68 @@ def open_store(data: str | None, memory: bool) -> tuple[StateStore, AcceptorStat
     return store, state
 
 
+def bugs_from_names(names: Iterable[str]) -> Bugs:
+    """The planted bugs named (``serve_trimmed``...); ValueError naming the known ones."""
+    known = [f.name for f in fields(Bugs)]
+    on = {}
+    for name in names:
+        for n in filter(None, (x.strip() for x in name.split(","))):
+            if n not in known:
+                raise ValueError(f"unknown planted bug {n!r} (known: {', '.join(known)})")
+            on[n] = True
+    return Bugs(**on) if on else NO_BUGS
+
+
+def open_trace(directory: str, node: str) -> Recorder:
+    """The recorder of ``node`` in ``directory/<node>.ndjson``, appending to an earlier run's
+    events. A last line cut by a crash (no newline) is removed first, with a warning, so the
+    file stays readable; the rest is kept."""
+    path = os.path.join(directory, f"{node}.ndjson")
+    os.makedirs(directory, exist_ok=True)
+    try:
+        with open(path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                keep = data.rfind(b"\n") + 1
+                log.warning("trace %s: removing a torn last line (%d bytes) left by a crash",
+                            path, len(data) - keep)
+                f.truncate(keep)
+    except FileNotFoundError:
+        pass
+    return Recorder(node, path)
+
+
 async def run_server(
-    config: ClusterConfig, server_id: str, host: str, port: int, data: str | None, memory: bool
+    config: ClusterConfig, server_id: str, host: str, port: int, data: str | None, memory: bool,
+    *, trace: str | None = None, bugs: Bugs = NO_BUGS,
 ) -> int:
-    """Open the store, serve until SIGTERM/SIGINT (exit 0) or a failed fsync (exit 1)."""
+    """Open the store, serve until SIGTERM/SIGINT (exit 0) or a failed fsync (exit 1).
+
+    ``trace``: a directory to record this server's events in (``<id>.ndjson``); ``bugs``:
+    planted bugs to switch on (refinement tests only)."""
     store, state = open_store(data, memory)
-    server = WormServer(config, server_id, store, state)
+    recorder = open_trace(trace, server_id) if trace else OFF
+    if bugs != NO_BUGS:
+        log.warning("PLANTED BUGS ON: %s (refinement tests only)",
+                    ", ".join(f.name for f in fields(Bugs) if getattr(bugs, f.name)))
+    server = WormServer(config, server_id, store, state, bugs=bugs, recorder=recorder)
+    server.record_recovered()
     try:
         bound = await server.start(host, port)
     except OSError as exc:
         store.close()
+        recorder.close()
         log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
         return 1
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)
     mode = "in memory, NOT DURABLE" if memory else f"durable, data in {data}"
-    log.info("server %s (%s-WOR) listening on %s:%d (%s)", server_id, config.protocol,
-             bound[0], bound[1], mode)
+    log.info("server %s (%s-WOR) listening on %s:%d (%s)%s", server_id, config.protocol,
+             bound[0], bound[1], mode, f", tracing to {trace}" if trace else "")
     await server.wait_stopped()
     await server.close()
+    recorder.close()
     if server.failed is not None:
         log.critical("stopped after a failed fsync: %s", server.failed)
         return 1
