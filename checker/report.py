@@ -88,11 +88,13 @@ def render_markdown(report: dict[str, Any], *, svg_dir: str = "svg") -> str:
     campaigns = report.get("campaigns", [])
     if campaigns:
         out += ["", "## Trace-test campaigns", "",
-                "| layer | runs | operations | faults | events checked | violations | command |",
-                "|---|---:|---:|---:|---:|---:|---|"]
+                "| layer | where | runs | operations | faults injected | events checked | "
+                "violations | command |",
+                "|---|---|---:|---:|---|---:|---:|---|"]
         for c in campaigns:
-            out.append(f"| {c['layer']} | {c['runs']} | {c['operations']} | {c['faults']} "
-                       f"| {c['events']} | {c['violations']} | `{c['command']}` |")
+            out.append(f"| {c['layer']} | {c.get('where', '')} | {c['runs']} | "
+                       f"{c['operations']:,} | {c['faults']} | {c['events']:,} | "
+                       f"{c['violations']} | `{c['command']}` |")
     out += ["", "## Checks in detail"]
     for row in checks:
         out += _markdown_row(row, svg_dir)
@@ -196,13 +198,14 @@ def render_html(report: dict[str, Any]) -> str:
             h.append(f"<p>{escape(comp['note'])}</p>")
     campaigns = report.get("campaigns", [])
     if campaigns:
-        h.append("<h2>Trace-test campaigns</h2><table><tr><th>layer</th><th>runs</th>"
-                 "<th>operations</th><th>faults</th><th>events checked</th><th>violations</th>"
-                 "<th>command</th></tr>")
+        h.append("<h2>Trace-test campaigns</h2><table><tr><th>layer</th><th>where</th>"
+                 "<th>runs</th><th>operations</th><th>faults injected</th><th>events checked</th>"
+                 "<th>violations</th><th>command</th></tr>")
         for c in campaigns:
-            h.append(f"<tr><td>{escape(c['layer'])}</td><td class='num'>{c['runs']}</td>"
-                     f"<td class='num'>{c['operations']}</td><td class='num'>{c['faults']}</td>"
-                     f"<td class='num'>{c['events']}</td><td class='num'>{c['violations']}</td>"
+            h.append(f"<tr><td>{escape(c['layer'])}</td><td>{escape(c.get('where', ''))}</td>"
+                     f"<td class='num'>{c['runs']}</td>"
+                     f"<td class='num'>{c['operations']:,}</td><td>{escape(str(c['faults']))}</td>"
+                     f"<td class='num'>{c['events']:,}</td><td class='num'>{c['violations']}</td>"
                      f"<td><code>{escape(c['command'])}</code></td></tr>")
         h.append("</table>")
     h.append("<h2>Checks in detail</h2>")

@@ -163,7 +163,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Run the report matrix and write Markdown, HTML and JSON."""
     from wormspace.report import main as report_main
 
-    return report_main(args.profile, Path(args.out), proofs=not args.no_proofs)
+    return report_main(args.profile, Path(args.out), proofs=not args.no_proofs,
+                       campaigns=not args.no_campaigns)
 
 
 def _write_outputs(args: argparse.Namespace, model: Model[Any], result: CheckResult) -> None:
@@ -270,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_report.add_argument("--out", metavar="DIR", default="docs/reports",
                           help="output directory (default docs/reports)")
     p_report.add_argument("--no-proofs", action="store_true", help="skip the Z3 proof suites")
+    p_report.add_argument("--no-campaigns", action="store_true",
+                          help="skip the trace-test campaigns (real cluster and simulator)")
     p_report.set_defaults(func=cmd_report)
 
     # The implementation's commands (server, cluster, kv, log, tx, demo) register themselves.

@@ -217,6 +217,53 @@ def run_proofs(out: IO[str], profile: str = "quick") -> list[dict[str, Any]]:
     return results
 
 
+#: Trace-test campaigns per layer: (layer, runs in the quick profile, runs in the full one).
+CAMPAIGNS: tuple[tuple[str, int, int], ...] = (
+    ("wor", 1, 5), ("wos", 1, 5), ("wormpaxos", 1, 5), ("wormlog", 1, 5), ("wormtx", 1, 5))
+#: Simulator schedules (all fault kinds) per profile.
+SIM_RUNS = {"quick": 300, "full": 5000}
+
+
+def _fault_text(faults: dict[str, int]) -> str:
+    total = sum(faults.values())
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(faults.items()))
+    return f"{total} ({kinds})" if kinds else "0"
+
+
+def run_campaigns(profile: str, out: IO[str]) -> list[dict[str, Any]]:
+    """A real-cluster fault campaign per layer and a simulator campaign (issue #7's checks)."""
+    from wormspace.refinement_tests.campaign import FAULTS, Options, run_campaign
+
+    rows = []
+    for layer, quick, full in CAMPAIGNS:
+        runs = quick if profile == "quick" else full
+        opts = Options(layer=layer, ops=120, faults=FAULTS, seed=7, runs=runs)
+        command = f"wormspace refine --layer {layer} --faults all --ops 120 --seed 7 --runs {runs}"
+        doc = run_campaign(opts).to_json()
+        rows.append({"layer": layer, "where": "real cluster (3 servers)", "runs": doc["runs"],
+                     "operations": doc["operations"], "faults": _fault_text(doc["faults"]),
+                     "events": doc["events"], "violations": len(doc["violations"]),
+                     "events_per_second": doc["events_per_second"], "command": command})
+        out.write(f"{command}: {len(doc['violations'])} violations ({doc['operations']} "
+                  f"operations, {doc['events']:,} events)\n")
+        out.flush()
+    from wormspace.impl.sim.schedule import FAULT_KINDS
+    from wormspace.refinement_tests.sim_checks import run_campaign as sim_campaign
+
+    runs = SIM_RUNS[profile]
+    res = sim_campaign(layer="wor", faults=list(FAULT_KINDS), seed=0, runs=runs,
+                       keep_dir=None)
+    doc = res.as_json()
+    command = f"wormspace refine --layer wor --sim --faults all --seed 0 --runs {runs}"
+    rows.append({"layer": "wor (wor.paxos + atomic WOR)", "where": "simulator",
+                 "runs": doc["runs"], "operations": doc["operations"],
+                 "faults": _fault_text(doc["faults"]), "events": doc["events"],
+                 "violations": len(doc["violations"]),
+                 "events_per_second": doc["events_per_second"], "command": command})
+    out.write(f"{command}: {len(doc['violations'])} violations ({doc['runs']} schedules)\n")
+    return rows
+
+
 def layering(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Layered vs flat: rows of one module whose configurations differ only in ``lower``."""
     def key(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -248,11 +295,13 @@ def layering(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "minutes); see bench/RESULTS.md."}]
 
 
-def build(profile: str, out: IO[str], *, proofs: bool = True) -> dict[str, Any]:
+def build(profile: str, out: IO[str], *, proofs: bool = True, campaigns: bool = True
+          ) -> dict[str, Any]:
     """Run everything of a profile and return the report dict."""
     t0 = time.perf_counter()
     checks = run_checks(profile, out)
     proof_rows = run_proofs(out, profile) if proofs else []
+    campaign_rows = run_campaigns(profile, out) if campaigns else []
     return {
         "title": "WormSpace invariant report",
         "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -263,18 +312,19 @@ def build(profile: str, out: IO[str], *, proofs: bool = True) -> dict[str, Any]:
         "checks": checks,
         "proofs": proof_rows,
         "comparisons": layering(checks),
-        "campaigns": [],
+        "campaigns": campaign_rows,
     }
 
 
-def main(profile: str, out_dir: Path, *, proofs: bool = True) -> int:
+def main(profile: str, out_dir: Path, *, proofs: bool = True, campaigns: bool = True) -> int:
     """Build and write the report; exit 0 only if every row has its expected verdict."""
     from wormspace.checker.report import verdict, write_report
 
-    report = build(profile, sys.stdout, proofs=proofs)
+    report = build(profile, sys.stdout, proofs=proofs, campaigns=campaigns)
     paths = write_report(report, out_dir)
     bad = [r for r in report["checks"] if verdict(r) not in ("pass", "caught")]
     bad_proofs = [p for p in report["proofs"] if not p["ok"]]
+    bad_proofs += [c for c in report["campaigns"] if c["violations"]]
     sys.stdout.write(f"Wrote {', '.join(str(p) for p in paths)} "
                      f"({len(report['checks'])} checks, {len(report['proofs'])} proof suites, "
                      f"{report['seconds']:.1f} s)\n")
