@@ -205,4 +205,29 @@ ENTRIES += (
     ),
 )
 
+ENTRIES += (
+    Entry(
+        name="impl.core",
+        kind="model",
+        target="wormspace.refinement_tests.core_model:CoreWOR",
+        description="the real impl/core Paxos-WOR code (acceptor, client ops, ballots) in a "
+        "modelled network with crashes, explored exhaustively; refines wor",
+        params={
+            "acceptors": Param(3, "acceptors"),
+            "clients": Param(2, "clients"),
+            "values": Param(2, "values"),
+            "rounds": Param(1, "attempts per operation (retries at a higher ballot)"),
+            "crashes": Param(1, "acceptor crashes (restart from durable records)"),
+            "ops": Param(1, "operations per client"),
+            "workload": Param("write1/write2|read", "per-client menus separated by '/', "
+                              "alternatives by '|'"),
+            "timeouts": Param(True, "pending operations may time out"),
+            "bug": Param("", "a planted bug of impl/core/bugs.py",
+                         ("", "ack_before_persist", "arbitrary_adopt", "read_without_repair",
+                          "reuse_capture_id")),
+        },
+        refines="wor",
+    ),
+)
+
 BY_NAME = {e.name: e for e in ENTRIES}

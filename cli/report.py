@@ -99,6 +99,19 @@ APP_ROWS: tuple[Row, ...] = (
     Row("apps", "apps.wormtx", {"bug": "empty_read_aborts", "variant": "A8"}, expect="violation"),
 )
 MATRIX += APP_ROWS
+#: The real impl/core code, model-checked in a modelled network (refinement_tests/core_model.py).
+MATRIX += (
+    Row("WOR", "impl.core", {}),
+    Row("WOR", "impl.core", {"bug": "read_without_repair", "workload": "write1/read",
+                             "crashes": 0, "timeouts": False}, expect="violation"),
+    Row("WOR", "impl.core", {"bug": "ack_before_persist", "clients": 1, "workload": "write1,read",
+                             "timeouts": False}, expect="violation"),
+    Row("WOR", "impl.core", {"bug": "reuse_capture_id", "clients": 1,
+                             "workload": "write1,write2", "crashes": 0}, expect="violation"),
+    Row("WOR", "impl.core", {"bug": "arbitrary_adopt", "workload": "write1/write2", "rounds": 2,
+                             "crashes": 0, "timeouts": False}, expect="violation",
+        profiles=("full",)),
+)
 
 #: Proof suites: (registered name, parameters as for ``wormspace prove NAME -p K=V``).
 PROOFS: tuple[tuple[str, dict[str, Any]], ...] = (
