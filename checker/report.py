@@ -49,6 +49,11 @@ def _config(row: dict[str, Any]) -> str:
     return params + (f" ({', '.join(opts)})" if opts else "")
 
 
+def _cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell (a ``|`` would end the cell)."""
+    return text.replace("|", "\\|")
+
+
 def render_markdown(report: dict[str, Any], *, svg_dir: str = "svg") -> str:
     """The report as Markdown; charts are referenced as files in ``svg_dir``."""
     out: list[str] = [f"# {report['title']}", ""]
@@ -64,7 +69,7 @@ def render_markdown(report: dict[str, Any], *, svg_dir: str = "svg") -> str:
             "|---|---|---|---:|---:|---:|---:|---|"]
     for row in checks:
         r = row["result"]
-        out.append(f"| {row['layer']} | [{row['module']}](#{row_id(row)}) | {_config(row)} "
+        out.append(f"| {row['layer']} | [{row['module']}](#{row_id(row)}) | {_cell(_config(row))} "
                    f"| {r['distinct']:,} | {r['generated']:,} | {r['depth']} "
                    f"| {r['seconds']:.2f} | {verdict(row)} |")
     proofs = report.get("proofs", [])
