@@ -217,11 +217,12 @@ ENTRIES += (
             "clients": Param(2, "clients"),
             "values": Param(2, "values"),
             "rounds": Param(1, "attempts per operation (retries at a higher ballot)"),
-            "crashes": Param(1, "acceptor crashes (restart from durable records)"),
-            "ops": Param(1, "operations per client"),
+            "crashes": Param(1, "acceptor crashes that lose unpersisted records "
+                             "(ack_before_persist; with a correct core a restart loses nothing)"),
+            "ops": Param(1, "operations per client from the free menu (workload='')"),
             "workload": Param("write1/write2|read", "per-client menus separated by '/', "
                               "alternatives by '|'"),
-            "timeouts": Param(True, "pending operations may time out"),
+            "timeouts": Param(True, "clients may give up (Unavailable, or PREEMPTED early once refused)"),
             "bug": Param("", "a planted bug of impl/core/bugs.py",
                          ("", "ack_before_persist", "arbitrary_adopt", "read_without_repair",
                           "reuse_capture_id")),

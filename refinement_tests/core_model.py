@@ -8,32 +8,45 @@ state it touches into real objects (:class:`Acceptor` over an :class:`AcceptorSt
 (``handle``, ``start``, ``on_reply``, ``next``) and encodes the result again. Nothing of the
 protocol is re-implemented here: what is modelled is only what ``impl/net`` does around the cores.
 
-* **Network**: the set of sent messages, never emptied (as in ``model/wor/paxos.py``), so loss,
-  duplication, delay and reordering are all behaviours. Every message is tagged with its client
+* **Network**: requests are a set of sent messages, never emptied (as in ``model/wor/paxos.py``),
+  so any request may reach its acceptor late, twice, or never. Each is tagged with its client
   and *attempt*, as the real driver's per-request futures are: a reply reaches only the op
-  instance that sent the request. Replies to an attempt that has ended are dropped from the set
-  (no future is waiting for them); its requests stay and may still reach acceptors late.
+  instance that sent the request. A reply reaches that op *in the step its acceptor produces it,
+  or is lost*. This drops no behaviour that matters: the cores' ops keep their replies in dicts
+  keyed by acceptor, so what an op does depends on which replies it has received, not in which
+  order; a reply held back while other steps happen is the same as a reply delivered at once
+  whose consequences (the op's next requests, which stay in the set, and its result, see
+  ``Return``) are held back; and answering a caller later only widens its operation's interval.
+  It keeps replies out of the state, where they multiplied the states by the subsets received.
 * **Acceptors** keep a durable log (the snapshot records, ``record_to_plain``) and the records
   not yet persisted. A correct acceptor persists before it replies (one step); under the planted
-  bug ``ack_before_persist`` the reply goes out at once and ``Persist`` happens later, and
-  ``Restart`` (a crash) rebuilds the acceptor from its durable records, losing the rest. A
-  restart that loses nothing is a stutter and costs no crash budget.
-* **Clients** (``impl/net/client.py``): each runs ``ops`` operations, each chosen from the menu
-  "write value v" (``write(w, v)`` without a capture id: a :class:`CaptureWriteOp`) or "read"
-  (a :class:`ReadOp`). As in ``_preemptible``, an attempt that ends PREEMPTED is retried with a
-  fresh op at ``ballots.next(above=rival)``, up to ``rounds`` attempts per operation. An attempt
-  may also end early as PREEMPTED once a rival ballot refused it (the driver's rule when the
-  other requests failed), and any pending operation may time out (``Unavailable``).
-* **Two steps where the real client takes one**: when a ``CaptureWriteOp``'s capture completes,
-  ``on_reply`` returns the write's Accepts at once. The model holds them in the client's outbox
-  and sends them in a separate step, so the capture's response and the write's invocation are
-  two steps of the atomic WOR (``CaptureReturns``, ``InvokeWrite``), as the spec requires; a
-  held message is indistinguishable from a delayed one.
-* **Ghost variables** (never read by the code under test): every acknowledged vote
-  ``(acceptor, ballot, value)`` (a vote acknowledged and then lost in a crash stays counted,
-  since its client counted it), the latest completed capture, the proposed values, the values
-  reads returned and writes returned OK for; per client the bit the refinement mapping needs
-  (as in ``paxos.py``). "Chosen" is a quorum of votes for one (ballot, value).
+  bug ``ack_before_persist`` the reply goes out at once, ``Persist`` happens later, and
+  ``Restart`` (a crash) rebuilds the acceptor from its durable records (``records.replay``),
+  losing the rest. A restart that loses nothing is a stutter: it costs no crash budget.
+* **Clients** (``impl/net/client.py``) run the ``workload`` (or ``ops`` operations from a free
+  menu): "write v" is ``write(w, v)`` without a capture id, a :class:`CaptureWriteOp`; "read" is
+  a :class:`ReadOp`. As in ``_preemptible``, an attempt that ends PREEMPTED is retried with a
+  fresh op at ``ballots.next(above=rival)``, up to ``rounds`` attempts per operation. With
+  ``timeouts``, an attempt may also end early as PREEMPTED once a rival ballot refused it (the
+  driver's rule when the other requests failed), and a pending operation may give up
+  (``Unavailable``); its requests stay in the set.
+* **Two steps where the real client takes one**, so that each step is at most one step of the
+  atomic WOR: when a ``CaptureWriteOp``'s capture completes, ``on_reply`` returns the write's
+  Accepts at once; the model holds them in the client's outbox and sends them in ``SendWrite``
+  (the spec's ``CaptureReturns`` then ``InvokeWrite``; a held message is a delayed one). And
+  when an op is done, the caller sees its result in a later ``Return`` step (the reply that
+  completes a write also makes its value chosen: ``WriteTakesEffect``, then ``Respond``).
+* **Ghost variables** (never read by the code under test): the votes ``(acceptor, ballot,
+  value)`` that are durable, or that a reply (an acknowledgement, or a promise or read reply
+  showing the accepted value) has shown to a client, so a vote shown and then lost in a crash
+  stays counted; the latest completed capture, the proposed values, the values reads returned
+  and writes returned OK for; per client the bit the refinement mapping needs (as in
+  ``paxos.py``). "Chosen" is a quorum of votes for one (ballot, value).
+* **Reductions that change no verdict** (each can be switched off; the tests compare): steps of
+  the real code are pure functions of their encoded inputs, so each is computed once and
+  recalled (``cache``); op state the op's code never reads again is cleared before encoding
+  (``prune``, :func:`forget_spent`); a step that changes nothing is not generated, and a
+  finished workload stutters (``Finished``) rather than deadlocks.
 
 States are plain ints and tuples: :class:`PlainCodec` encodes core objects reversibly (bytes
 values as small ints, strings through a fixed vocabulary, dicts and sets sorted), so two equal
@@ -85,10 +98,28 @@ WOR = WorId(1, Kind.DATA, 0)
 IDLE, CAPTURING, CAPTURED, WRITING, READING, RETRY = range(6)
 PHASE_NAMES = ("idle", "capturing", "captured", "writing", "reading", "retry")
 
-# Client tuple fields.
+# State layout: (acceptors, network, clients, ghost)
+#   acceptors  per acceptor (durable records, unpersisted records), each record the frozen
+#              ``record_to_plain`` form; the durable part is the acceptor's snapshot
+#   network    frozenset of requests (client, attempt, acceptor, frozen request)
+#   clients    per client, indexed by the constants below:
+#     PH        phase (IDLE ... RETRY)
+#     WANT      the value the current operation writes (0: a read)
+#     ARG, RET  the atomic WOR's view of an idle client: last argument and response code
+#     E         ghost bit, by phase: capturing, a later capture completed meanwhile; writing,
+#               the capture was still the latest when the write was sent; reading, nothing
+#               was chosen when the read was invoked
+#     F         ghost bit while reading: a write had returned OK when the read was invoked
+#     DONE_OPS  operations invoked; TRIES attempts of the current one
+#     ROUND     the client's BallotCounter.round; ATTEMPT the tag of its current attempt
+#     BALLOT    the current attempt's ballot as an int (ghost, for the mapping)
+#     RIVAL     the highest ballot that refused the attempt (the driver's rival), or ()
+#     OP        the frozen op; OUTBOX the held Accepts; RESULT the frozen OpResult to return
+#   ghost      (crashes used, latest capture ballot, its client + 1, proposed-values bitmask,
+#               votes, values reads returned (bitmask), values writes returned OK for, a read
+#               invoked after an OK write returned EMPTY)
 (PH, WANT, ARG, RET, E, F, DONE_OPS, TRIES, ROUND, ATTEMPT, BALLOT, RIVAL, OP, OUTBOX,
  RESULT) = range(15)
-# Ghost tuple fields.
 G_CRASHES, G_TOP, G_OWNER, G_PROP, G_VOTES, G_READS, G_OKS, G_LATE_EMPTY = range(8)
 
 Client = tuple[Any, ...]
@@ -236,13 +267,13 @@ class PlainCodec:
                 msg = self._messages[code] = codec.from_plain(plain)
             return msg
         if tag == _OBJ:
-            cls = self.classes[code[1]]
-            if is_dataclass(cls):
-                return cls(**dict(zip(self.attrs[cls], map(self.thaw, code[2:]))))
-            obj = cls.__new__(cls)
-            obj.__dict__.update(zip(self.stored[cls], map(self.thaw, code[2:])))
-            obj.__dict__.update((a, v) for a, v in self.constants.items() if a in self.attrs[cls])
-            if self.has_bugs[cls]:
+            kind: type = self.classes[code[1]]
+            if kind in (OpResult, WorId):  # frozen dataclasses: built (and validated) by __init__
+                return kind(**dict(zip(self.attrs[kind], map(self.thaw, code[2:]))))
+            obj: Any = object.__new__(kind)  # an op: its attributes are set below
+            obj.__dict__.update(zip(self.stored[kind], map(self.thaw, code[2:])))
+            obj.__dict__.update((a, v) for a, v in self.constants.items() if a in self.attrs[kind])
+            if self.has_bugs[kind]:
                 obj.bugs = self.bugs
             return obj
         raise ModelError(f"core model: not an encoding: {code!r:.80}")
@@ -334,7 +365,7 @@ class CoreWOR(Model[State]):
 
     def init_states(self) -> Iterable[State]:
         empty = (self.plain.freeze_state(AcceptorState()), ())
-        ghost = (0, 0, 0, 0, frozenset(), 0, 0, 0)
+        ghost: Ghost = (0, 0, 0, 0, frozenset(), 0, 0, 0)
         return [((empty,) * self.acceptors, frozenset(), (IDLE_CLIENT,) * self.clients, ghost)]
 
     def actions(self) -> Sequence[Action[State]]:
@@ -397,7 +428,7 @@ class CoreWOR(Model[State]):
 
     def ballot_int(self, b: Ballot) -> int:
         """A ballot ``(round, client_id)`` as one int with the same order (ghosts only)."""
-        return b[0] * (self.clients + 1) + b[1]
+        return int(b[0] * (self.clients + 1) + b[1])
 
     def _counter(self, c: int, rnd: int) -> BallotCounter:
         counter = BallotCounter(c + 1, bugs=self.bugs)
@@ -405,6 +436,7 @@ class CoreWOR(Model[State]):
         return counter
 
     def _new_op(self, want: int, ballot: Ballot) -> CaptureWriteOp | ReadOp:
+        """A fresh op for one attempt, as ``WormSpaceClient`` builds them."""
         if want:
             return CaptureWriteOp(WOR, self.value_bytes[want - 1], ballot, self.acceptors,
                                   bugs=self.bugs)
@@ -431,6 +463,7 @@ class CoreWOR(Model[State]):
                 op = self._new_op(want, ballot)
                 k = x[ATTEMPT] + 1
                 sends = op.start()
+                y: Client
                 if want:
                     y = (CAPTURING, want, 0, spec.NONE, 0, 0)
                 else:
@@ -495,8 +528,7 @@ class CoreWOR(Model[State]):
         if result is None:
             raise ModelError("core model: an op is done without a result")
         out = result.outcome
-        # No future waits for this attempt's replies any more.
-        base = _with(x, {OP: (), OUTBOX: (), E: 0, F: 0, RESULT: ()})
+        base = _with(x, {OP: (), OUTBOX: (), E: 0, F: 0, RESULT: (), RIVAL: ()})
         want = x[WANT]
         if out is Outcome.PREEMPTED:
             rival = result.ballot if result.ballot is not None else rival
@@ -593,6 +625,9 @@ class CoreWOR(Model[State]):
             if lost is not s:
                 yield (a, label, "lost"), lost
             x = cls[c]
+            # Only a running attempt takes replies. While a capture-then-write holds its write
+            # (CAPTURED), the only replies are its capture's, which the op ignores once its
+            # write exists: that reply is the "lost" step.
             if x[ATTEMPT] == k and x[PH] in (CAPTURING, WRITING, READING) and not x[RESULT]:
                 t = self._client_receive((_put(accs, a, acc), net, cls, g_seen), c, a, reply)
                 if t != lost:
