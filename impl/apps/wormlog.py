@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..core.ops import Outcome
-from ..net.client import Capture, NotAllocated, Trimmed, WormSpaceClient, error_result
+from ..net.client import Capture, NotAllocated, Trimmed, WormSpaceClient, traced
 from ..net.cluster import ServerSpec, parse_address
 from ..net.connection import ClientError, Connection, ServerError
 from ..net.segments import BadAddress
@@ -160,16 +160,7 @@ class WormLog:
 
     async def _traced(self, op: str, args: dict[str, object], call: Any,
                       show: Callable[[Any], object]) -> Any:
-        if not self.rec.enabled:
-            return await call
-        i = self.rec.invoke(op, **args)
-        try:
-            result = await call
-        except BaseException as exc:
-            self.rec.respond(i, op, error_result(exc))
-            raise
-        self.rec.respond(i, op, show(result))
-        return result
+        return await traced(self.rec, op, dict(args), call, show)
 
     async def append(self, value: bytes) -> int:
         """Append ``value``; returns its address."""

@@ -44,7 +44,7 @@ from typing import Any
 import msgpack
 
 from ..core.ops import Outcome
-from ..net.client import Capture, WormSpaceClient, error_result
+from ..net.client import Capture, WormSpaceClient, error_result, traced
 from ..trace import Recorder, plain
 from . import KV_BASE
 from .space import capture_offsets, is_allocated, last_allocated, write_offsets
@@ -412,16 +412,7 @@ class KVStore:
         self.rec = self.paxos.rec
 
     async def _traced(self, op: str, args: dict[str, Any], call: Any) -> Any:
-        if not self.rec.enabled:
-            return await call
-        i = self.rec.invoke(op, **args)
-        try:
-            result = await call
-        except BaseException as exc:
-            self.rec.respond(i, op, error_result(exc))
-            raise
-        self.rec.respond(i, op, plain(result))
-        return result
+        return await traced(self.rec, op, args, call, plain)
 
     def _apply(self, payload: bytes) -> Any:
         try:

@@ -253,14 +253,7 @@ class WormSpaceClient:
     async def _traced(self, op: str, args: dict[str, Any], call: Coroutine[Any, Any, T],
                       show: Callable[[T], Any]) -> T:
         """Run ``call`` between an ``invoke`` and a ``response`` event (``show`` the result)."""
-        i = self.rec.invoke(op, **args)
-        try:
-            result = await call
-        except BaseException as exc:
-            self.rec.respond(i, op, error_result(exc))
-            raise
-        self.rec.respond(i, op, show(result))
-        return result
+        return await traced(self.rec, op, args, call, show)
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -712,6 +705,23 @@ def _show_cid(cid: Capture | int | None) -> Any:
 
 def _show_outcome(o: Outcome) -> str:
     return o.name  # OK, PREEMPTED, ALREADY_WRITTEN (the layer's response codes)
+
+
+async def traced(rec: Recorder, op: str, args: dict[str, Any], call: Awaitable[T],
+                 show: Callable[[T], Any]) -> T:
+    """Await ``call`` between an ``invoke`` and a ``response`` event of ``rec`` (the result shown
+    by ``show``, an exception by :func:`error_result`); just ``call`` when ``rec`` is off.
+    Shared by the client library and the applications."""
+    if not rec.enabled:
+        return await call
+    i = rec.invoke(op, **args)
+    try:
+        result = await call
+    except BaseException as exc:
+        rec.respond(i, op, error_result(exc))
+        raise
+    rec.respond(i, op, show(result))
+    return result
 
 
 def error_result(exc: BaseException) -> Any:
