@@ -33,7 +33,7 @@ from typing import Any
 from wormspace.impl.apps.wormlog import WormLog
 from wormspace.impl.apps.wormpaxos import KVStore
 from wormspace.impl.apps.wormtx import COMMIT, Ops, ResourceManager, WormTX
-from wormspace.impl.net import local_cluster
+from wormspace.impl.net import eventloop, local_cluster
 from wormspace.impl.net.client import WormSpaceClient
 
 SEGMENT = 1024
@@ -184,16 +184,16 @@ def main() -> int:
         mem = store == "memory"
         if "paxos" in parts:
             with cluster(3, "paxos", mem) as path:
-                paxos_rows += asyncio.run(bench_paxos(path, store, args.cell))
+                paxos_rows += eventloop.run(bench_paxos(path, store, args.cell))
         if "tx" in parts:
             with cluster(3, "paxos", mem) as path:
-                tx_rows += asyncio.run(bench_tx(path, store, args.cell))
+                tx_rows += eventloop.run(bench_tx(path, store, args.cell))
         if "log" in parts:
             for protocol in ("paxos", "chain"):
                 for n in ((1, 2, 3) if mem else (3,)):
                     with cluster(n, protocol, mem) as path:
                         label = f"{protocol.capitalize()}-WOR, {n} replica{'s' * (n > 1)}"
-                        log_rows.append(asyncio.run(bench_log(path, label, store, args.cell)))
+                        log_rows.append(eventloop.run(bench_log(path, label, store, args.cell)))
     print(f"\nOne machine ({args.cell:g} s per cell), 8-byte values; servers, sequencer and "
           "client share its cores.\n")
     if paxos_rows:

@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 
-from wormspace.impl.net import local_cluster
+from wormspace.impl.net import eventloop, local_cluster
 from wormspace.impl.net.client import Capture, WormSpaceClient
 
 SEGMENT = 1024
@@ -142,7 +142,7 @@ def main() -> int:
             local_cluster.up(config)
             try:
                 assert config.path is not None
-                rows += asyncio.run(bench_mode(config.path, mode, concs, args.cell))
+                rows += eventloop.run(bench_mode(config.path, mode, concs, args.cell))
             finally:
                 local_cluster.down(config)
     print(f"\n{args.nodes}-server Paxos-WOR on one machine, 8-byte values, one asyncio client "

@@ -58,7 +58,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import apps_bench
 import net_bench
 from wormspace.impl.apps.wormpaxos import KVStore
-from wormspace.impl.net import local_cluster
+from wormspace.impl.net import eventloop, local_cluster
 from wormspace.impl.net.client import WormSpaceClient
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -248,15 +248,15 @@ def bench_wormspace(cell: float, sampler: LoadSampler) -> list[dict[str, Any]]:
         mem = store == "memory"
         sampler.section = f"wormspace {store} read/write"
         with ws_cluster(3, mem) as path:
-            for r in asyncio.run(net_bench.bench_mode(path, store, CONCS, cell)):
+            for r in eventloop.run(net_bench.bench_mode(path, store, CONCS, cell)):
                 rows.append({"system": "WormSpace", **r, "store": r.pop("mode")})
         sampler.section = f"wormspace {store} wormpaxos"
         with ws_cluster(3, mem) as path:
-            rows += asyncio.run(bench_wormpaxos(path, store, cell))
+            rows += eventloop.run(bench_wormpaxos(path, store, cell))
         sampler.section = f"wormspace {store} wormlog"
         for n in (1, 2, 3):
             with ws_cluster(n, mem) as path:
-                r = asyncio.run(apps_bench.bench_log(path, f"Paxos-WOR, {n}", store, cell))
+                r = eventloop.run(apps_bench.bench_log(path, f"Paxos-WOR, {n}", store, cell))
                 rows.append({"system": "WormSpace", "op": "WormLog append", "store": store,
                              "replicas": n, "concurrency": 1,
                              **{k: r[k] for k in ("ops", "ops_per_s", "p50_ms", "p99_ms")}})

@@ -117,6 +117,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     """``wormspace server``."""
     from .net import cluster as cluster_file
     from .net.server import bugs_from_names, run_server
+    from .net import eventloop
     from .storage import LogError, StorageError
 
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
@@ -141,7 +142,7 @@ def cmd_server(args: argparse.Namespace) -> int:
             raise cluster_file.ClusterFileError(
                 f"server {args.id}: no data directory (give --data, or data = in the file)")
         config.key()  # fail now, with a clear message, if the key file is bad
-        code: int = asyncio.run(run_server(config, args.id, host, port, data, memory,
+        code: int = eventloop.run(run_server(config, args.id, host, port, data, memory,
                                            trace=args.trace, bugs=bugs))
         return code
     except cluster_file.ClusterFileError as exc:

@@ -58,7 +58,26 @@ def from_plain(obj: object, allowed: tuple[type, ...] | None = None) -> AnyMessa
     """The message ``obj`` describes; raises :class:`InvalidMessage` if it describes none.
 
     ``allowed`` restricts the message classes accepted (a server takes only requests).
+
+    The single-WOR messages of the request path (prepare, accept, read and their replies) take
+    a fast path first: one pass of exact type tests over the plain form, then the object is
+    built without re-running the constructor's checks (they test the same things). Anything
+    the fast path does not recognise as exactly valid goes the general way below, which
+    raises the error naming the field, so errors (and which inputs are rejected) are the
+    general path's. ``tests/impl/test_codec_fast.py`` checks the two paths agree.
     """
+    if type(obj) is dict:
+        tag = obj.get("t")
+        fast = _FAST.get(tag) if type(tag) is str else None
+        if fast is not None:
+            msg = fast(obj)
+            if msg is not None and (allowed is None or type(msg) in allowed):
+                return msg
+    return _from_plain(obj, allowed)
+
+
+def _from_plain(obj: object, allowed: tuple[type, ...] | None) -> AnyMessage:
+    """The general (and error-reporting) path of :func:`from_plain`."""
     if not isinstance(obj, dict):
         raise InvalidMessage(f"a message is a map, got {type(obj).__name__}")
     tag = obj.get("t")
@@ -177,3 +196,135 @@ _FIELDS: dict[type, list[tuple[str, tuple[Encode, Decode]]]] = {
 }
 #: Each class's allowed keys (its fields and the tag), to spot unknown fields quickly.
 _KEYS: dict[type, set[str]] = {cls: {"t", *(name for name, _ in spec)} for cls, spec in _FIELDS.items()}
+
+
+# -- fast paths for the request path's messages ----------------------------------------------------
+#
+# Each returns the message, or None when ``obj`` is not exactly a valid instance (then the
+# general path decides, and names the problem). The tests on each field are those of the general
+# decoders plus the class's ``__post_init__``; ``_build`` then skips ``__init__`` (which would
+# run them again) and fills the frozen instance's fields directly.
+
+_KINDS: dict[str, Kind] = {k.value: k for k in Kind}
+_DATA = Kind.DATA
+
+
+def _build(cls: type, fields_: dict[str, Any]) -> Any:
+    inst = object.__new__(cls)
+    inst.__dict__.update(fields_)
+    return inst
+
+
+def _fast_wor(v: object) -> WorId | None:
+    if type(v) is not list or len(v) != 3:
+        return None
+    seg, kind, off = v
+    k = _KINDS.get(kind) if type(kind) is str else None
+    if (
+        k is None
+        or type(seg) is not int or seg < 0
+        or type(off) is not int or off < 0
+        or (k is not _DATA and off != 0)
+    ):
+        return None
+    return _build(WorId, {"segment": seg, "kind": k, "offset": off})  # type: ignore[no-any-return]
+
+
+def _fast_ballot(v: object) -> tuple[int, int] | None:
+    if type(v) is not list or len(v) != 2:
+        return None
+    r, c = v
+    if type(r) is not int or r < 0 or type(c) is not int or c < 0:
+        return None
+    return (r, c)
+
+
+def _fast_status(v: object) -> Status | None:
+    return _STATUSES.get(v) if type(v) is str else None  # type: ignore[arg-type]
+
+
+def _fast_accepted_pair(obj: dict[str, Any]) -> tuple[bool, tuple[int, int] | None, bytes | None]:
+    """``(ok, accepted, value)``: both None, or a ballot and bytes."""
+    acc, val = obj.get("accepted", _MISSING), obj.get("value", _MISSING)
+    if acc is None and val is None:
+        return True, None, None
+    if type(val) is not bytes:
+        return False, None, None
+    b = _fast_ballot(acc)
+    return b is not None, b, val
+
+
+_MISSING = object()
+
+
+def _fast_prepare(obj: dict[str, Any]) -> Any:
+    if len(obj) != 4:
+        return None
+    epoch, wor, ballot = obj.get("epoch"), _fast_wor(obj.get("wor")), _fast_ballot(obj.get("ballot"))
+    if type(epoch) is not int or epoch < 0 or wor is None or ballot is None or ballot == (0, 0):
+        return None
+    return _build(CLASSES["prepare"], {"epoch": epoch, "wor": wor, "ballot": ballot})
+
+
+def _fast_accept(obj: dict[str, Any]) -> Any:
+    if len(obj) != 5:
+        return None
+    epoch, value = obj.get("epoch"), obj.get("value")
+    wor, ballot = _fast_wor(obj.get("wor")), _fast_ballot(obj.get("ballot"))
+    if type(epoch) is not int or epoch < 0 or wor is None or ballot is None or type(value) is not bytes:
+        return None
+    return _build(CLASSES["accept"], {"epoch": epoch, "wor": wor, "ballot": ballot, "value": value})
+
+
+def _fast_read(obj: dict[str, Any]) -> Any:
+    if len(obj) != 3:
+        return None
+    epoch, wor = obj.get("epoch"), _fast_wor(obj.get("wor"))
+    if type(epoch) is not int or epoch < 0 or wor is None:
+        return None
+    return _build(CLASSES["read"], {"epoch": epoch, "wor": wor})
+
+
+def _fast_promise(obj: dict[str, Any]) -> Any:
+    if len(obj) != 7:
+        return None
+    status, wor = _fast_status(obj.get("status")), _fast_wor(obj.get("wor"))
+    ballot, promised = _fast_ballot(obj.get("ballot")), _fast_ballot(obj.get("promised"))
+    ok, accepted, value = _fast_accepted_pair(obj)
+    if status is None or wor is None or ballot is None or promised is None or not ok:
+        return None
+    return _build(CLASSES["promise"], {"status": status, "wor": wor, "ballot": ballot,
+                                       "promised": promised, "accepted": accepted, "value": value})
+
+
+def _fast_accepted(obj: dict[str, Any]) -> Any:
+    if len(obj) != 5:
+        return None
+    status, wor = _fast_status(obj.get("status")), _fast_wor(obj.get("wor"))
+    ballot, promised = _fast_ballot(obj.get("ballot")), _fast_ballot(obj.get("promised"))
+    if status is None or wor is None or ballot is None or promised is None:
+        return None
+    return _build(CLASSES["accepted"], {"status": status, "wor": wor, "ballot": ballot,
+                                        "promised": promised})
+
+
+def _fast_read_reply(obj: dict[str, Any]) -> Any:
+    if len(obj) != 6:
+        return None
+    status, wor = _fast_status(obj.get("status")), _fast_wor(obj.get("wor"))
+    promised = _fast_ballot(obj.get("promised"))
+    ok, accepted, value = _fast_accepted_pair(obj)
+    if status is None or wor is None or promised is None or not ok:
+        return None
+    return _build(CLASSES["read_reply"], {"status": status, "wor": wor, "promised": promised,
+                                          "accepted": accepted, "value": value})
+
+
+_FAST: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "prepare": _fast_prepare,
+    "accept": _fast_accept,
+    "read": _fast_read,
+    "promise": _fast_promise,
+    "accepted": _fast_accepted,
+    "read_reply": _fast_read_reply,
+}

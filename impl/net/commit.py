@@ -48,12 +48,14 @@ class GroupCommit:
         self._records: list[Sequence[Record]] = []
         self._actions: list[Action] = []
         self._in_flight = False
+        self._compacting = False
         self._scheduled = False
         self._failed = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="fsync") if self.durable else None
         self.fsyncs = 0
         self.records_persisted = 0
         self.largest_group = 0
+        self.compactions = 0
 
     def after_durable(self, records: Sequence[Record], action: Action) -> None:
         """Run ``action`` once ``records`` and everything handled earlier are durable."""
@@ -67,8 +69,10 @@ class GroupCommit:
             return
         if records:
             self._records.append(records)
-        elif not self._in_flight and not self._actions:
-            action()  # nothing pending: no earlier state to wait for
+        elif not self._actions and (not self._in_flight or self._compacting):
+            # Nothing pending: no earlier state to wait for (a compaction in flight holds only
+            # records that were durable already).
+            action()
             return
         self._actions.append(action)
         if not self._in_flight and not self._scheduled:
@@ -104,11 +108,31 @@ class GroupCommit:
         self.records_persisted += n
         self.largest_group = max(self.largest_group, group)
         _run(actions)
-        # Compact between fsyncs, never during one (the log file is not shared with the thread).
-        try:
-            self.store.maybe_compact(self.state())
-        except Exception as cexc:  # a failed compaction leaves the old log in place
-            log.error("compaction failed (the log is unchanged): %s", cexc)
+        if self.store.wants_compaction():
+            self._compact()
+        elif self._actions:
+            self._start()
+
+    def _compact(self) -> None:
+        """Compact the log in the fsync thread, from a copy of the state taken now.
+
+        The copy is a consistent cut (taken on the loop, between requests; WOR states are
+        immutable, so copying the maps suffices). Building the snapshot and rewriting the log
+        then run in the worker thread, never during an fsync (one job at a time), while the
+        loop keeps reading and handling requests; their records wait for the next group,
+        which is appended to the new log. The cut may hold records not yet persisted: writing
+        them early only makes them durable sooner, and they are appended again after it."""
+        state = self.state().copy()
+        self._in_flight = self._compacting = True
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._executor, self.store.compact, state)
+        fut.add_done_callback(lambda f: self._compacted(f.exception()))
+
+    def _compacted(self, exc: BaseException | None) -> None:
+        self._in_flight = self._compacting = False
+        self.compactions += exc is None
+        if exc is not None:  # a failed compaction leaves the old log in place
+            log.error("compaction failed (the log is unchanged): %s", exc)
         if self._actions:
             self._start()
 

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ..core.chain import ChainReply
 from ..core.codec import AnyMessage, from_plain, to_plain
@@ -31,6 +31,7 @@ log = logging.getLogger("wormspace.client")
 _REPLIES: tuple[type, ...] = (*REPLY_TYPES, ChainReply)
 
 Notify = Callable[[str, int, int, tuple[int, int], bytes], None]
+Callback = Callable[[Any, BaseException | None], None]
 
 
 class ClientError(Exception):
@@ -59,7 +60,7 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
@@ -93,7 +94,8 @@ class Connection:
         self._queued: list[bytes] = []  # frames waiting for the connection to open
         self._out: list[bytes] = []  # frames waiting for this turn's flush
         self._flush_scheduled = False
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        #: Request id -> what to call with ``(result, None)`` or ``(None, exception)``.
+        self._pending: dict[int, Callback] = {}
         self._rid = 0
         self._down_until = 0.0
         self._backoff = self.backoff_min
@@ -104,35 +106,62 @@ class Connection:
 
     def request(self, msg: AnyMessage) -> asyncio.Future[Any]:
         """Send protocol message ``msg``; the future resolves to the reply message."""
-        return self._submit({"m": to_plain(msg)})
+        return self._future({"m": to_plain(msg)})
 
     def call(self, name: str, **args: Any) -> asyncio.Future[Any]:
         """Send control call ``name``; the future resolves to its result."""
-        return self._submit({"c": name, "a": args})
+        return self._future({"c": name, "a": args})
 
-    def _submit(self, body: dict[str, Any]) -> asyncio.Future[Any]:
+    def request_cb(self, msg: AnyMessage, callback: Callback) -> int:
+        """Send ``msg``; call ``callback(reply, None)`` or ``callback(None, exc)`` once.
+
+        The callback runs straight from the code that reads the reply (no future, no extra
+        event-loop turn): the op driver's path. A failure known at once (closed, server down)
+        is reported in a later turn, never from inside this call. Returns the request id,
+        for :meth:`forget`."""
+        return self._submit({"m": to_plain(msg)}, callback)
+
+    def forget(self, rid: int) -> None:
+        """Drop request ``rid``: its reply, if one comes, is discarded before decoding."""
+        self._pending.pop(rid, None)
+
+    def _future(self, body: dict[str, Any]) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def resolve(result: Any, exc: BaseException | None) -> None:
+            if fut.done():
+                return
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(result)
+
+        self._submit(body, resolve)
+        return fut
+
+    def _submit(self, body: dict[str, Any], callback: Callback) -> int:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
         if self._closed:
-            fut.set_exception(ServerUnreachable(f"{self.server.id}: connection closed"))
-            return fut
+            loop.call_soon(callback, None,
+                           ServerUnreachable(f"{self.server.id}: connection closed"))
+            return 0
         self._rid += 1
         rid = self._rid
         body["i"] = rid
         frame = encode_frame(self.key, body)
         if self._proto is not None:
-            self._pending[rid] = fut
+            self._pending[rid] = callback
             self._send(frame)
-            return fut
+            return rid
         if time.monotonic() < self._down_until:
-            fut.set_exception(ServerUnreachable(
+            loop.call_soon(callback, None, ServerUnreachable(
                 f"server {self.server.id} at {self.server.address} is down ({self.last_error})"))
-            return fut
-        self._pending[rid] = fut
+            return rid
+        self._pending[rid] = callback
         self._queued.append(frame)
         if self._connecting is None:
             self._connecting = loop.create_task(self._connect())
-        return fut
+        return rid
 
     def _send(self, frame: bytes) -> None:
         self._out.append(frame)
@@ -190,9 +219,8 @@ class Connection:
 
     def _fail_all(self, exc: Exception) -> None:
         pending, self._pending = self._pending, {}
-        for fut in pending.values():
-            if not fut.done():
-                fut.set_exception(exc)
+        for callback in pending.values():
+            callback(None, exc)
 
     def _abort(self, exc: Exception) -> None:
         """Drop the connection after a protocol error; fail everything outstanding with ``exc``."""
@@ -226,16 +254,21 @@ class Connection:
             return
         try:
             objs = self._decoder.feed(data)
-        except BadAuthentication:
-            self._abort(WrongKey(
-                f"server {self.server.id} at {self.server.address} sent a frame that does not "
-                "authenticate with our key: the cluster key differs (or the bytes were altered)"))
-            return
         except FrameError as exc:
-            self._abort(ServerUnreachable(f"server {self.server.id}: bad frame: {exc}"))
+            for obj in exc.decoded:  # the good frames before the bad one are still answers
+                self._dispatch(obj)
+            self._bad_frame(exc)
             return
         for obj in objs:
             self._dispatch(obj)
+
+    def _bad_frame(self, exc: FrameError) -> None:
+        if isinstance(exc, BadAuthentication):
+            self._abort(WrongKey(
+                f"server {self.server.id} at {self.server.address} sent a frame that does not "
+                "authenticate with our key: the cluster key differs (or the bytes were altered)"))
+        else:
+            self._abort(ServerUnreachable(f"server {self.server.id}: bad frame: {exc}"))
 
     def _dispatch(self, obj: object) -> None:
         if type(obj) is not dict:
@@ -247,20 +280,22 @@ class Connection:
                 self.on_notify(self.server.id, *args)
             return
         rid = obj.get("i")
-        fut = self._pending.pop(rid, None) if type(rid) is int else None
+        callback = self._pending.pop(rid, None) if type(rid) is int else None
         if "e" in obj and rid == 0:
             # A connection-level error: the server is about to close the connection.
             self.last_error = f"{obj.get('e')}: {obj.get('d')}"
             log.warning("server %s reported: %s", self.server.id, self.last_error)
             return
-        if fut is None or fut.done():
-            return  # the answer to a request whose op already finished (or was cancelled)
+        if callback is None:
+            return  # the answer to a request whose op already finished (or was forgotten)
         if "m" in obj:
             try:
-                fut.set_result(from_plain(obj["m"], _REPLIES))
+                reply = from_plain(obj["m"], _REPLIES)
             except InvalidMessage as exc:
-                fut.set_exception(ServerError(self.server.id, "malformed reply", str(exc)))
+                callback(None, ServerError(self.server.id, "malformed reply", str(exc)))
+                return
+            callback(reply, None)
         elif "r" in obj:
-            fut.set_result(obj["r"])
+            callback(obj["r"], None)
         else:
-            fut.set_exception(ServerError(self.server.id, str(obj.get("e")), str(obj.get("d"))))
+            callback(None, ServerError(self.server.id, str(obj.get("e")), str(obj.get("d"))))

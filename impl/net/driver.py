@@ -1,8 +1,9 @@
 """Driving a sans-IO client op over real connections: send, feed replies, retry on timeout.
 
 :func:`run_op` is the only place where the client library meets the core ops (``start``,
-``on_reply``, ``retry``, ``done``, ``result``). It uses callbacks rather than one task per
-request, since every client call goes through here.
+``on_reply``, ``retry``, ``done``, ``result``). It uses callbacks rather than a task or a future
+per request, since every client call goes through here; once the op is decided, its
+unanswered requests are forgotten, so their late replies are dropped before being decoded.
 
 A failed request (server down, connection dropped, a chain successor unreachable) counts as a
 lost message: the op still needs its quorum from the others, and ``retry()`` resends to the
@@ -82,19 +83,20 @@ async def run_op(
     outstanding = 0
     rival: Ballot | None = None
 
+    sent: list[tuple[Connection, int]] = []
+
     def send(sends: Sequence[tuple[int, Any]]) -> None:
         nonlocal outstanding
         for i, req in sends:
             if recorder.enabled:
                 recorder.send(conns[i].server.id, req)
             outstanding += 1
-            conns[i].request(req).add_done_callback(functools.partial(on_done, i))
+            sent.append((conns[i], conns[i].request_cb(req, functools.partial(on_reply, i))))
 
-    def on_done(i: int, fut: asyncio.Future[Any]) -> None:
+    def on_reply(i: int, reply: Any, exc: BaseException | None) -> None:
         nonlocal outstanding, rival
         outstanding -= 1
-        exc = None if fut.cancelled() else fut.exception()  # always retrieve the exception
-        if done.done() or fut.cancelled():
+        if done.done():
             return
         if exc is not None:
             errors[i] = str(exc)
@@ -105,7 +107,6 @@ async def run_op(
                 return
         else:
             errors.pop(i, None)
-            reply = fut.result()
             seen = _rival(reply)
             if seen is not None and (rival is None or seen > rival):
                 rival = seen
@@ -144,3 +145,6 @@ async def run_op(
     finally:
         if handle is not None:
             handle.cancel()
+        # The op is decided (or abandoned): replies still to come are dropped unread.
+        for conn, rid in sent:
+            conn.forget(rid)

@@ -35,6 +35,7 @@ import random
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from ..trace import OFF, Recorder
 from .cluster import ClusterConfig, ServerSpec
@@ -184,7 +185,7 @@ class _ClientSide(asyncio.Protocol):
         self.link = _Link(proxy)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
         proxy, link = self.proxy, self.link
         link.client = transport
         if proxy.partitioned == "refuse":

@@ -38,7 +38,7 @@ import signal
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import fields
-from typing import Any
+from typing import Any, cast
 
 from ..core.acceptor import Acceptor, Persist
 from ..core.bugs import NO_BUGS, Bugs
@@ -87,7 +87,7 @@ class ServerConnection(asyncio.Protocol):
         self._flush_scheduled = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
         self.transport = transport
         transport.set_write_buffer_limits(high=HIGH_WATER)
         peer = transport.get_extra_info("peername")
@@ -112,6 +112,8 @@ class ServerConnection(asyncio.Protocol):
         try:
             objs = self.decoder.feed(data)
         except FrameError as exc:
+            for obj in exc.decoded:  # the good frames that came before the bad one
+                self.server.dispatch(self, obj)
             self.server.stats["bad_frames"] += 1
             self.note_error(f"bad frame, closing: {type(exc).__name__}: {exc}")
             self.send(encode_frame(self.server.key, {"i": 0, "e": wire.BAD_FRAME, "d": str(exc)}))
@@ -422,7 +424,8 @@ class WormServer:
                       "trimmed": len(self.acceptor.state.trimmed),
                       "epoch": self.acceptor.state.epoch, "fsyncs": self.commit.fsyncs,
                       "records": self.commit.records_persisted,
-                      "largest_group": self.commit.largest_group, **self.stats}
+                      "largest_group": self.commit.largest_group,
+                      "compactions": self.commit.compactions, **self.stats}
         elif call in ("listen", "unlisten"):
             seg = args.get("segment")
             if type(seg) is not int or seg < 0 or set(args) != {"segment"}:

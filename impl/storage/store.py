@@ -48,6 +48,9 @@ class StateStore(Protocol):
     def maybe_compact(self, state: AcceptorState) -> bool:
         """Compact if the log has grown well beyond the live state; True if it did."""
 
+    def wants_compaction(self) -> bool:
+        """Whether :meth:`maybe_compact` would compact now (a cheap test, no I/O)."""
+
     def compact(self, state: AcceptorState) -> None:
         """Replace the stored history by a snapshot of ``state``."""
 
@@ -93,11 +96,15 @@ class DurableStore:
 
     def maybe_compact(self, state: AcceptorState) -> bool:
         """Compact once the log holds ``compact_after`` records more than twice the live ones."""
-        grown = self.log.records - self.live
-        if grown < self.compact_after or self.log.records < 2 * self.live:
+        if not self.wants_compaction():
             return False
         self.compact(state)
         return True
+
+    def wants_compaction(self) -> bool:
+        """Whether the log holds ``compact_after`` records more than twice the live ones."""
+        grown = self.log.records - self.live
+        return grown >= self.compact_after and self.log.records >= 2 * self.live
 
     def compact(self, state: AcceptorState) -> None:
         """Atomically replace the log by a snapshot (drops trimmed segments' history)."""
@@ -145,10 +152,14 @@ class MemoryStore:
 
     def maybe_compact(self, state: AcceptorState) -> bool:
         """Same policy as :class:`DurableStore`, so memory stays bounded in long benchmarks."""
-        if len(self.records) - self.live < self.compact_after:
+        if not self.wants_compaction():
             return False
         self.compact(state)
         return True
+
+    def wants_compaction(self) -> bool:
+        """Whether ``compact_after`` records were kept since the last compaction."""
+        return len(self.records) - self.live >= self.compact_after
 
     def compact(self, state: AcceptorState) -> None:
         """Replace the kept records by a snapshot of ``state``."""

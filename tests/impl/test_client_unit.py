@@ -135,6 +135,9 @@ class _GatedStore:
     def maybe_compact(self, state):
         return False
 
+    def wants_compaction(self):
+        return False
+
     def close(self):
         pass
 
@@ -160,6 +163,63 @@ def test_group_commit_orders_replies_after_earlier_records():
         return ran
 
     assert asyncio.run(scenario()) == ["idle-read", "w1", "w2", "read-after-w2", "w3"]
+
+
+class _CompactingStore(_GatedStore):
+    """Persists at once; wants one compaction, which blocks (in the worker) until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate.set()
+        self.compact_gate = threading.Event()
+        self.compacted: list[tuple[object, str]] = []
+        self.want = True
+
+    def wants_compaction(self):
+        return self.want
+
+    def compact(self, state):
+        self.want = False
+        self.compact_gate.wait(5)
+        self.compacted.append((dict(state.wors), threading.current_thread().name))
+
+
+def test_group_commit_compacts_in_the_worker_from_a_copy():
+    """Compaction runs in the fsync thread from a copy of the state taken between requests:
+    the loop keeps running, a request with nothing pending is answered during it, one with
+    records waits for it, and later changes to the live state do not leak into the snapshot."""
+    from wormspace.impl.core.records import AcceptorState
+
+    w0, w1 = WorId(0, Kind.DATA, 0), WorId(0, Kind.DATA, 1)
+    state = AcceptorState()
+    state.wors[w0] = WorState((1, 1))
+
+    async def scenario() -> tuple[list[str], _CompactingStore, GroupCommit]:
+        store = _CompactingStore()
+        gc = GroupCommit(store, lambda: state, lambda e: None)  # type: ignore[arg-type]
+        ran: list[str] = []
+        gc.after_durable([WorRecord(w0, WorState((1, 1)))], lambda: ran.append("w0"))
+        await asyncio.sleep(0.05)  # persisted; the compaction started and is blocked
+        assert ran == ["w0"] and gc.compactions == 0
+        state.wors[w1] = WorState((2, 2))  # changed after the cut: not in the snapshot
+        gc.after_durable([], lambda: ran.append("read"))  # nothing pending: answered now
+        gc.after_durable([WorRecord(w1, WorState((2, 2)))], lambda: ran.append("w1"))
+        gc.after_durable([], lambda: ran.append("read-after-w1"))
+        ticks = 0
+        for _ in range(5):  # the event loop is not blocked by the compaction
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 5 and ran == ["w0", "read"]
+        store.compact_gate.set()
+        await asyncio.sleep(0.1)
+        gc.close()
+        return ran, store, gc
+
+    ran, store, gc = asyncio.run(scenario())
+    assert ran == ["w0", "read", "w1", "read-after-w1"]
+    assert gc.compactions == 1 and store.groups == [1, 1]
+    (snapshot, thread), = store.compacted
+    assert snapshot == {w0: WorState((1, 1))} and thread.startswith("fsync")
 
 
 # -- client against in-process servers ---------------------------------------------------------

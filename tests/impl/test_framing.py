@@ -242,3 +242,20 @@ def test_codec_rejects_non_messages_on_encode() -> None:
 
     with pytest.raises(InvalidMessage):
         to_plain(object())  # type: ignore[arg-type]
+
+
+@given(key=st.binary(min_size=16, max_size=80), header=st.binary(max_size=8),
+       payload=st.binary(max_size=300))
+def test_frame_tags_are_plain_hmac_sha256(key: bytes, header: bytes, payload: bytes) -> None:
+    """The cached, copied HMAC state gives exactly HMAC-SHA256(key, header || payload), for any
+    key (and after other keys were used), so the wire format is unchanged."""
+    import hashlib
+    import hmac
+
+    from wormspace.impl.net import framing
+
+    want = hmac.digest(key, header + payload, hashlib.sha256)
+    assert framing._tag(key, header, payload) == want
+    assert framing._tag(b"another key of 16+ bytes", header, payload) != want or key == \
+        b"another key of 16+ bytes"
+    assert framing._tag(key, header, payload) == want  # the cached state is not consumed

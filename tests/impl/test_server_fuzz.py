@@ -126,3 +126,16 @@ def test_authentic_garbage_gets_one_answer_per_frame(server, objs):
     for f in frames:
         assert set(f) in ({"i", "e", "d"}, {"i", "m"}, {"i", "r"}), f
     _alive(server)
+
+
+def test_good_frames_before_a_bad_one_in_the_same_read_are_answered(server):
+    """A valid request followed, in the same segment of bytes, by a bad frame: the request is
+    handled and answered, then the connection gets the bad-frame error and is closed."""
+    key = server.config.key()
+    ping = encode_frame(key, {"i": 7, "c": "ping", "a": {}})
+    bad = bytearray(encode_frame(key, {"i": 8, "c": "ping", "a": {}}))
+    bad[-1] ^= 1
+    frames, _ = _send(server, ping + bytes(bad))
+    assert [f.get("i") for f in frames] == [7, 0]
+    assert frames[0]["r"]["id"] == "s0" and frames[1]["e"] == "bad_frame"
+    _alive(server)
