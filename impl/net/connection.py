@@ -3,7 +3,8 @@
 :class:`Connection` opens its TCP connection on first use and reopens it after a failure (with a
 back-off, so a dead server costs a failed future, not a connect attempt per request). Any number
 of requests may be outstanding (pipelining); each gets a request id and a future. Frames queued
-in the same event-loop turn leave in one ``write`` (batching of concurrent requests).
+in the same event-loop turn leave in one ``write``, as one batch frame (one HMAC and one
+length prefix for all of them: batching of concurrent requests; see :func:`.framing.encode_payloads`).
 
 Failures are results, not crashes: a request to a server that is down, or whose connection
 drops, fails its future with :class:`ServerUnreachable`; the op driver treats that as a lost
@@ -23,7 +24,15 @@ from ..core.chain import ChainReply
 from ..core.codec import AnyMessage, from_plain, to_plain
 from ..core.messages import REPLY_TYPES, InvalidMessage
 from .cluster import ServerSpec
-from .framing import BadAuthentication, FrameDecoder, FrameError, encode_frame
+from .framing import (
+    BadAuthentication,
+    FrameDecoder,
+    FrameError,
+    MalformedPayload,
+    encode_payloads,
+    pack_body,
+    unbatch,
+)
 from .wire import notify_args
 
 log = logging.getLogger("wormspace.client")
@@ -91,8 +100,8 @@ class Connection:
         self._proto: _Protocol | None = None
         self._decoder: FrameDecoder | None = None
         self._connecting: asyncio.Task[None] | None = None
-        self._queued: list[bytes] = []  # frames waiting for the connection to open
-        self._out: list[bytes] = []  # frames waiting for this turn's flush
+        self._queued: list[bytes] = []  # packed envelopes waiting for the connection to open
+        self._out: list[bytes] = []  # packed envelopes waiting for this turn's flush
         self._flush_scheduled = False
         #: Request id -> what to call with ``(result, None)`` or ``(None, exception)``.
         self._pending: dict[int, Callback] = {}
@@ -148,23 +157,23 @@ class Connection:
         self._rid += 1
         rid = self._rid
         body["i"] = rid
-        frame = encode_frame(self.key, body)
+        payload = pack_body(body)
         if self._proto is not None:
             self._pending[rid] = callback
-            self._send(frame)
+            self._send(payload)
             return rid
         if time.monotonic() < self._down_until:
             loop.call_soon(callback, None, ServerUnreachable(
                 f"server {self.server.id} at {self.server.address} is down ({self.last_error})"))
             return rid
         self._pending[rid] = callback
-        self._queued.append(frame)
+        self._queued.append(payload)
         if self._connecting is None:
             self._connecting = loop.create_task(self._connect())
         return rid
 
-    def _send(self, frame: bytes) -> None:
-        self._out.append(frame)
+    def _send(self, payload: bytes) -> None:
+        self._out.append(payload)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -174,7 +183,7 @@ class Connection:
         out, self._out = self._out, []
         t = self._proto.transport if self._proto is not None else None
         if t is not None and out and not t.is_closing():
-            t.write(b"".join(out))
+            t.write(encode_payloads(self.key, out))
 
     # -- connection management -------------------------------------------------------------------
 
@@ -204,11 +213,10 @@ class Connection:
         self._backoff = self.backoff_min
         for seg in sorted(self.subscriptions):  # re-subscribe after a reconnect
             self._rid += 1
-            self._send(encode_frame(self.key, {"i": self._rid, "c": "listen",
-                                               "a": {"segment": seg}}))
+            self._send(pack_body({"i": self._rid, "c": "listen", "a": {"segment": seg}}))
         queued, self._queued = self._queued, []
-        for frame in queued:
-            self._send(frame)
+        for payload in queued:
+            self._send(payload)
 
     def _lost(self, proto: _Protocol, exc: Exception | None) -> None:
         if proto is not self._proto:
@@ -271,6 +279,18 @@ class Connection:
             self._abort(ServerUnreachable(f"server {self.server.id}: bad frame: {exc}"))
 
     def _dispatch(self, obj: object) -> None:
+        try:
+            items = unbatch(obj)
+        except MalformedPayload as exc:
+            self._abort(ServerUnreachable(f"server {self.server.id}: bad batch frame: {exc}"))
+            return
+        if items is None:
+            self._dispatch_one(obj)
+        else:
+            for item in items:
+                self._dispatch_one(item)
+
+    def _dispatch_one(self, obj: object) -> None:
         if type(obj) is not dict:
             log.warning("server %s sent a non-map frame; ignored", self.server.id)
             return

@@ -126,6 +126,80 @@ def encode_frame(key: bytes, obj: object, max_frame: int = MAX_FRAME) -> bytes:
     return header + _tag(_check_key(key), header, payload) + payload
 
 
+#: Most envelopes one batch frame carries (a receiver rejects more).
+MAX_BATCH = 4096
+#: msgpack of a map with one entry whose key is "b": a batch frame's payload starts so.
+_BATCH_PREFIX = b"\x81\xa1b"
+_BATCH_OVERHEAD = len(_BATCH_PREFIX) + 3  # + the largest array header used (0xdc + 2 bytes)
+
+
+def pack_body(obj: object, max_frame: int = MAX_FRAME) -> bytes:
+    """``obj`` packed as a frame payload; :class:`FrameTooLarge` if it could not be sent.
+
+    Packing happens when a message is queued (so an oversized one fails its sender at once);
+    :func:`encode_payloads` later puts the payloads queued in one event-loop turn into frames.
+    """
+    payload: bytes = msgpack.packb(obj, use_bin_type=True)
+    if TAG_SIZE + len(payload) > max_frame:
+        raise FrameTooLarge(f"frame of {TAG_SIZE + len(payload)} bytes exceeds the maximum of "
+                            f"{max_frame}")
+    return payload
+
+
+def _frame(key: bytes, payload: bytes) -> bytes:
+    header = HEADER.pack(TAG_SIZE + len(payload))
+    return header + _tag(key, header, payload) + payload
+
+
+def _array_header(n: int) -> bytes:
+    return bytes((0x90 | n,)) if n < 16 else b"\xdc" + n.to_bytes(2, "big")
+
+
+def encode_payloads(key: bytes, payloads: list[bytes], max_frame: int = MAX_FRAME) -> bytes:
+    """Frames carrying the packed envelopes ``payloads``, in order.
+
+    One payload goes as a frame of its own; several go as *batch frames*, ``{"b": [envelope,
+    ...]}``, as many envelopes per frame as fit in ``max_frame`` (at most :data:`MAX_BATCH`).
+    A batch costs one HMAC and one length prefix for all its envelopes, which is most of the
+    per-message cost of small requests. Receivers unpack batches with :func:`unbatch`.
+    """
+    if len(payloads) == 1:
+        return _frame(key, payloads[0])
+    frames: list[bytes] = []
+    i, n = 0, len(payloads)
+    budget = max_frame - TAG_SIZE - _BATCH_OVERHEAD
+    while i < n:
+        j, size = i, 0
+        while j < n and j - i < MAX_BATCH and size + len(payloads[j]) <= budget:
+            size += len(payloads[j])
+            j += 1
+        if j == i:  # one payload alone fills a frame (pack_body allowed it): send it bare
+            frames.append(_frame(key, payloads[i]))
+            i += 1
+            continue
+        chunk = payloads[i:j]
+        frames.append(_frame(key, _BATCH_PREFIX + _array_header(len(chunk)) + b"".join(chunk)))
+        i = j
+    return b"".join(frames)
+
+
+def unbatch(obj: object) -> list[object] | None:
+    """The envelopes of a batch frame's object, or None if ``obj`` is not a batch.
+
+    Raises :class:`MalformedPayload` for a map keyed ``"b"`` alone whose value is not a list of
+    1 to :data:`MAX_BATCH` envelopes (batches do not nest: an inner batch is just an envelope
+    that the receiver rejects as malformed).
+    """
+    if type(obj) is not dict or len(obj) != 1 or "b" not in obj:
+        return None
+    items = obj["b"]
+    if type(items) is not list or not 1 <= len(items) <= MAX_BATCH:
+        raise MalformedPayload(f"a batch frame carries a list of 1 to {MAX_BATCH} envelopes, "
+                               f"got {type(items).__name__}"
+                               + (f" of {len(items)}" if type(items) is list else ""))
+    return items
+
+
 def _no_ext(code: int, data: bytes) -> Any:
     raise MalformedPayload(f"msgpack extension type {code} is not part of the protocol")
 

@@ -63,7 +63,15 @@ from . import wire
 from .cluster import ClusterConfig
 from .commit import GroupCommit
 from .connection import ClientError, Connection
-from .framing import MAX_FRAME, FrameDecoder, FrameError, encode_frame
+from .framing import (
+    MAX_FRAME,
+    FrameDecoder,
+    FrameError,
+    MalformedPayload,
+    encode_payloads,
+    pack_body,
+    unbatch,
+)
 
 log = logging.getLogger("wormspace.server")
 
@@ -113,20 +121,34 @@ class ServerConnection(asyncio.Protocol):
             objs = self.decoder.feed(data)
         except FrameError as exc:
             for obj in exc.decoded:  # the good frames that came before the bad one
-                self.server.dispatch(self, obj)
+                self.dispatch_frame(obj)
             self.server.stats["bad_frames"] += 1
             self.note_error(f"bad frame, closing: {type(exc).__name__}: {exc}")
-            self.send(encode_frame(self.server.key, {"i": 0, "e": wire.BAD_FRAME, "d": str(exc)}))
+            self.send(pack_body({"i": 0, "e": wire.BAD_FRAME, "d": str(exc)}))
             self.flush()
             assert self.transport is not None
             self.transport.close()
             return
         for obj in objs:
-            self.server.dispatch(self, obj)
+            self.dispatch_frame(obj)
 
-    def send(self, frame: bytes) -> None:
-        """Queue ``frame``; everything queued in one event-loop turn leaves in one write."""
-        self._out.append(frame)
+    def dispatch_frame(self, obj: object) -> None:
+        """Handle one decoded frame: one envelope, or a batch of them (in order)."""
+        try:
+            items = unbatch(obj)
+        except MalformedPayload as exc:
+            self.error(0, wire.MALFORMED, str(exc))
+            return
+        if items is None:
+            self.server.dispatch(self, obj)
+        else:
+            for item in items:
+                self.server.dispatch(self, item)
+
+    def send(self, payload: bytes) -> None:
+        """Queue a packed envelope (:func:`.framing.pack_body`); everything queued in one
+        event-loop turn leaves in one write, batched into as few frames as fit."""
+        self._out.append(payload)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
@@ -136,13 +158,13 @@ class ServerConnection(asyncio.Protocol):
         self._flush_scheduled = False
         out, self._out = self._out, []
         if out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(out))
+            self.transport.write(encode_payloads(self.server.key, out, self.server.max_frame))
 
     def error(self, rid: int, code: str, detail: str) -> None:
         """Answer request ``rid`` with an error (the connection stays open)."""
         self.server.stats["errors"] += 1
         self.note_error(f"request {rid}: {code}: {detail}")
-        self.send(encode_frame(self.server.key, {"i": rid, "e": code, "d": detail[:500]}))
+        self.send(pack_body({"i": rid, "e": code, "d": detail[:500]}))
 
     def note_error(self, text: str) -> None:
         """Log the first few errors of this connection."""
@@ -294,7 +316,7 @@ class WormServer:
             return
         reply, persist = self.acceptor.handle(req)
         body = to_plain(reply)
-        frame = encode_frame(self.key, {"i": rid, "m": body})
+        frame = pack_body({"i": rid, "m": body}, self.max_frame)
         records = persist.records
         if self.rec.enabled or persist.deferred:
             notify = bool(records) and isinstance(req, (Accept, AcceptRange))
@@ -367,7 +389,7 @@ class WormServer:
                 body = to_plain(out)
                 if rec.enabled:
                     rec.send(conn.peer, _hexed(body))
-                conn.send(encode_frame(self.key, {"i": rid, "m": body}))
+                conn.send(pack_body({"i": rid, "m": body}, self.max_frame))
             else:
                 assert seg is not None
                 successor = self.config.replica_set(seg)[node.index + 1]
@@ -395,7 +417,7 @@ class WormServer:
             rec.recv(successor, _hexed(body))
             rec.send(conn.peer, _hexed(body))
             self._flush_trace_soon()
-        conn.send(encode_frame(self.key, {"i": rid, "m": body}))
+        conn.send(pack_body({"i": rid, "m": body}, self.max_frame))
 
     def _notify(self, records: tuple[Record, ...]) -> None:
         """Push each newly accepted data value to the connections listening to its segment."""
@@ -406,8 +428,8 @@ class WormServer:
             st = r.state
             if not subs or st.accepted is None:
                 continue
-            frame = encode_frame(self.key, {"n": [r.wor.segment, r.wor.offset, list(st.accepted),
-                                                  st.value]})
+            frame = pack_body({"n": [r.wor.segment, r.wor.offset, list(st.accepted),
+                                     st.value]})
             for c in subs:
                 c.send(frame)
 
@@ -444,8 +466,7 @@ class WormServer:
             conn.error(rid, wire.UNKNOWN_CALL, f"unknown call {call!r:.40}; known: "
                        f"{', '.join(wire.CONTROL_CALLS)}")
             return
-        self.commit.after_durable((), lambda: conn.send(encode_frame(self.key,
-                                                                     {"i": rid, "r": result})))
+        self.commit.after_durable((), lambda: conn.send(pack_body({"i": rid, "r": result})))
 
 
 def _hexed(obj: Any) -> Any:

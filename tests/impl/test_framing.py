@@ -30,6 +30,7 @@ from wormspace.impl.core import (
 from wormspace.impl.core.codec import from_plain, to_plain
 from wormspace.impl.core.messages import REQUEST_TYPES
 from wormspace.impl.net import (
+    MAX_FRAME,
     BadAuthentication,
     DecoderFailed,
     FrameDecoder,
@@ -259,3 +260,58 @@ def test_frame_tags_are_plain_hmac_sha256(key: bytes, header: bytes, payload: by
     assert framing._tag(b"another key of 16+ bytes", header, payload) != want or key == \
         b"another key of 16+ bytes"
     assert framing._tag(key, header, payload) == want  # the cached state is not consumed
+
+
+# -- batch frames ----------------------------------------------------------------------------------
+
+
+@given(bodies=st.lists(st.dictionaries(st.sampled_from(["i", "m", "r", "x"]),
+                                       st.integers(0, 5) | st.binary(max_size=300),
+                                       min_size=1, max_size=3), min_size=1, max_size=40),
+       max_frame=st.sampled_from([200, 700, 5000, MAX_FRAME]), chunk=st.integers(1, 500))
+def test_batched_payloads_arrive_in_order_within_the_frame_limit(bodies, max_frame, chunk):
+    """encode_payloads puts queued envelopes into as few frames as fit in max_frame (batch
+    frames for several), and decoding + unbatch gives back exactly the envelopes, in order."""
+    from wormspace.impl.net.framing import TAG_SIZE, encode_payloads, pack_body, unbatch
+
+    key = b"k" * 32
+    payloads = []
+    for b in bodies:
+        try:
+            payloads.append(pack_body(b, max_frame))
+        except FrameTooLarge:
+            assert TAG_SIZE + len(msgpack.packb(b)) > max_frame
+    if not payloads:
+        return
+    data = encode_payloads(key, payloads, max_frame)
+    dec, got = FrameDecoder(key, max_frame), []
+    for i in range(0, len(data), chunk):
+        for obj in dec.feed(data[i : i + chunk]):
+            items = unbatch(obj)
+            got += [obj] if items is None else items
+    assert got == [msgpack.unpackb(p) for p in payloads]
+    frames = 0
+    pos = 0
+    while pos < len(data):  # every frame is within the limit
+        (length,) = struct.unpack_from(">I", data, pos)
+        assert length <= max_frame
+        pos += 4 + length
+        frames += 1
+    assert frames <= len(payloads)
+    if len(payloads) > 1 and max_frame == MAX_FRAME:
+        assert frames == 1  # small envelopes: one batch frame
+
+
+@pytest.mark.parametrize("obj", [{"b": "x"}, {"b": []}, {"b": None}, {"b": [{}] * 4097}])
+def test_malformed_batches_are_named(obj):
+    from wormspace.impl.net.framing import MalformedPayload, unbatch
+
+    with pytest.raises(MalformedPayload, match="batch frame"):
+        unbatch(obj)
+
+
+@pytest.mark.parametrize("obj", [{"i": 1, "m": {}}, {"b": [1], "i": 2}, [1], "b", {"c": 1}])
+def test_non_batches_pass_through(obj):
+    from wormspace.impl.net.framing import unbatch
+
+    assert unbatch(obj) is None

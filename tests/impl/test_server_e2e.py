@@ -25,7 +25,7 @@ from wormspace.impl.net.client import (
     WormSpaceClient,
 )
 from wormspace.impl.net.connection import Connection
-from wormspace.impl.net.framing import FrameDecoder, FrameError, encode_frame
+from wormspace.impl.net.framing import FrameDecoder, FrameError, encode_frame, unbatch
 
 WS = [sys.executable, "-m", "wormspace"]
 
@@ -300,9 +300,18 @@ def _exchange(addr: tuple[str, int], data: bytes, key: bytes) -> tuple[list[obje
             if not chunk:
                 return frames, True
             try:
-                frames += dec.feed(chunk)
+                frames += _flat(dec.feed(chunk))
             except FrameError:
                 return frames, True
+
+
+def _flat(objs: list[object]) -> list[object]:
+    """The envelopes in decoded frames, batch frames ({"b": [...]}) unpacked."""
+    out: list[object] = []
+    for o in objs:
+        items = unbatch(o)
+        out += [o] if items is None else items
+    return out
 
 
 def test_garbage_frames_leave_the_server_serving_and_state_untouched(paxos):

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inproc_server import ServerThread, make_config
 from wormspace.impl.core.codec import TAGS
-from wormspace.impl.net.framing import FrameDecoder, FrameError, encode_frame
+from wormspace.impl.net.framing import FrameDecoder, FrameError, encode_frame, unbatch
 
 settings.register_profile("server_fuzz", max_examples=120, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -44,7 +44,9 @@ def _read_all(s: socket.socket, key: bytes) -> tuple[list[dict], bool]:
     dec, frames = FrameDecoder(key), []
     while chunk := s.recv(65536):
         try:
-            frames += dec.feed(chunk)
+            for o in dec.feed(chunk):  # batch frames ({"b": [...]}) unpacked
+                items = unbatch(o)
+                frames += [o] if items is None else items
         except FrameError:
             return frames, True
     return frames, False
@@ -138,4 +140,30 @@ def test_good_frames_before_a_bad_one_in_the_same_read_are_answered(server):
     frames, _ = _send(server, ping + bytes(bad))
     assert [f.get("i") for f in frames] == [7, 0]
     assert frames[0]["r"]["id"] == "s0" and frames[1]["e"] == "bad_frame"
+    _alive(server)
+
+
+@settings(settings.get_profile("server_fuzz"))
+@given(objs=st.lists(envelopes, min_size=1, max_size=6))
+def test_a_batch_frame_gets_one_answer_per_envelope_in_order(server, objs):
+    """A batch frame ({"b": [envelope, ...]}) is handled envelope by envelope, as if each had
+    come in a frame of its own: one answer each, in order, hostile ones included."""
+    key = server.config.key()
+    before = _state(server)
+    single, _ = _send(server, b"".join(encode_frame(key, o) for o in objs))
+    batched, gave_up = _send(server, encode_frame(key, {"b": objs}))
+    assert not gave_up and len(batched) == len(objs)
+    assert [set(f) for f in batched] == [set(f) for f in single]
+    assert [f.get("i") for f in batched] == [f.get("i") for f in single]
+    assert _state(server) == before or any(isinstance(o, dict) and "m" in o for o in objs)
+    _alive(server)
+
+
+@pytest.mark.parametrize("batch", [{"b": []}, {"b": "x"}, {"b": [{"b": [{"i": 1, "c": "ping"}]}]}])
+def test_malformed_or_nested_batches_get_an_error_and_the_connection_stays(server, batch):
+    key = server.config.key()
+    ping = encode_frame(key, {"i": 5, "c": "ping", "a": {}})
+    frames, gave_up = _send(server, encode_frame(key, batch) + ping)
+    assert not gave_up
+    assert frames[0]["e"] == "malformed" and frames[-1]["i"] == 5 and "r" in frames[-1]
     _alive(server)
