@@ -1,8 +1,8 @@
 """Networked WormSpace: latency and throughput of client calls against a local 3-server cluster.
 
 For each store mode (in memory: NOT durable; fsync: durable, group commit) and client
-concurrency (1, 16, 64 outstanding calls from one asyncio client), measures for about ``--cell``
-seconds each:
+concurrency (1, 16, 64 outstanding calls from one asyncio client, or split over ``--procs``
+client processes), measures for about ``--cell`` seconds each:
 
 * ``read``          a linearizable read of a written address (1 round trip)
 * ``write``         a write to a pre-captured WOR (1 round trip; captured before the cell)
@@ -13,7 +13,8 @@ servers and the client share its cores, so the numbers are for comparing changes
 comparing with the paper's separate machines. Bounded: each cell stops after ``--cell`` seconds
 or when its pool of pre-captured WORs runs out (then fewer ops are reported).
 
-    python bench/net_bench.py [--cell 3] [--modes memory,fsync] [--conc 1,16,64] [--json FILE]
+    python bench/net_bench.py [--cell 3] [--modes memory,fsync] [--conc 1,16,64] [--procs N]
+                              [--json FILE]
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from wormspace.impl.net import eventloop, local_cluster
 from wormspace.impl.net.client import Capture, WormSpaceClient
@@ -63,66 +66,162 @@ async def run_cell(
     return lat, time.perf_counter() - t0
 
 
-async def bench_mode(path: str, mode: str, concs: list[int], cell: float) -> list[dict]:
+class Cells:
+    """The operations of the cells, for one client: reads of one written segment, writes to
+    pre-captured WORs and capture+writes to fresh ones (segments from ``seg_base`` on)."""
+
+    def __init__(self, client: WormSpaceClient, seg_base: int = 0) -> None:
+        self.client, self.next_seg = client, seg_base
+        self.rseg: int | None = None
+        self.ri = 0
+
+    async def fresh_segments(self, k: int) -> list[int]:
+        segs = list(range(self.next_seg, self.next_seg + k))
+        self.next_seg += k
+        await asyncio.gather(*(self.client.alloc(s, b"bench") for s in segs))
+        return segs
+
+    async def read_segment(self) -> int:
+        """A segment full of values to read (one range capture and one range write)."""
+        (self.rseg,) = await self.fresh_segments(1)
+        await self.client.write_range(self.rseg, 0, [VALUE] * SEGMENT)
+        return self.rseg
+
+    async def op(self, name: str, conc: int) -> Callable[[], Awaitable[bool]]:
+        """The operation of cell ``name`` (its pool prepared now, outside the measurement)."""
+        client = self.client
+        if name == "read":
+            rseg = self.rseg
+            assert rseg is not None
+
+            async def read() -> bool:
+                self.ri = (self.ri + 1) % SEGMENT
+                return await client.read(rseg * SEGMENT + self.ri) == VALUE
+
+            return read
+        pool = Pool()
+        # Enough fresh WORs for a fast cell; pre-captured for "write".
+        for s in await self.fresh_segments(24 if conc > 1 else 8):
+            if name == "write":
+                caps = await client.capture_range(s, 0, SEGMENT)
+                pool.items += [(c.address, c) for c in caps]
+            else:
+                pool.items += [(s * SEGMENT + o, None) for o in range(SEGMENT)]
+        pool.items.reverse()
+
+        async def write() -> bool:
+            item = pool.take()
+            if item is None:
+                return False
+            outcome = await client.write(item[0], VALUE, item[1])
+            assert outcome.value == "ok", outcome
+            return True
+
+        return write
+
+
+def _summary(mode: str, name: str, conc: int, procs: int, lat: list[float], took: float
+             ) -> dict:
+    lat.sort()
+    return {
+        "mode": mode, "op": name, "concurrency": conc, "procs": procs, "ops": len(lat),
+        "seconds": round(took, 2), "ops_per_s": round(len(lat) / took),
+        "p50_ms": round(statistics.median(lat) * 1e3, 3),
+        "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3, 3),
+    }
+
+
+OPS = ("read", "write", "capture+write")
+
+
+async def bench_mode(path: str, mode: str, concs: list[int], cell: float,
+                     procs: int = 1) -> list[dict]:
+    """Every cell at every concurrency; ``procs`` > 1 splits each cell's concurrency over that
+    many client processes (each its own asyncio loop and connections), started together."""
+    if procs > 1:
+        return await _bench_procs(path, mode, concs, cell, procs)
     rows = []
     async with WormSpaceClient.from_file(path, timeout=2.0) as client:
-        next_seg = 0
-
-        async def fresh_segments(k: int) -> list[int]:
-            nonlocal next_seg
-            segs = list(range(next_seg, next_seg + k))
-            next_seg += k
-            await asyncio.gather(*(client.alloc(s, b"bench") for s in segs))
-            return segs
-
-        # Values to read: one segment, written with one range capture and one range write.
-        (rseg,) = await fresh_segments(1)
-        await client.write_range(rseg, 0, [VALUE] * SEGMENT)
-        ri = 0
-
-        async def read() -> bool:
-            nonlocal ri
-            ri = (ri + 1) % SEGMENT
-            return await client.read(rseg * SEGMENT + ri) == VALUE
-
+        cells = Cells(client)
+        await cells.read_segment()
         for conc in concs:
-            for name in ("read", "write", "capture+write"):
-                pool = Pool()
-                if name != "read":
-                    # Enough fresh WORs for a fast cell; pre-captured for "write".
-                    segs = await fresh_segments(24 if conc > 1 else 8)
-                    for s in segs:
-                        if name == "write":
-                            caps = await client.capture_range(s, 0, SEGMENT)
-                            pool.items += [(c.address, c) for c in caps]
-                        else:
-                            pool.items += [(s * SEGMENT + o, None) for o in range(SEGMENT)]
-                    pool.items.reverse()
-
-                async def write(pool: Pool = pool) -> bool:
-                    item = pool.take()
-                    if item is None:
-                        return False
-                    outcome = await client.write(item[0], VALUE, item[1])
-                    assert outcome.value == "ok", outcome
-                    return True
-
-                op = read if name == "read" else write
-                lat, took = await run_cell(op, conc, cell)
-                lat.sort()
-                rows.append({
-                    "mode": mode, "op": name, "concurrency": conc, "ops": len(lat),
-                    "seconds": round(took, 2), "ops_per_s": round(len(lat) / took),
-                    "p50_ms": round(statistics.median(lat) * 1e3, 3),
-                    "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3, 3),
-                })
+            for name in OPS:
+                lat, took = await run_cell(await cells.op(name, conc), conc, cell)
+                rows.append(_summary(mode, name, conc, 1, lat, took))
                 print(_row(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
 
+def _child(path: str, seg_base: int, rseg: int, cell: float, conn: Any) -> None:
+    """A client process of :func:`_bench_procs`: prepare a cell on ("prep", name, conc), run
+    it from the wall-clock time it is sent next, answer (latencies, seconds)."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with WormSpaceClient.from_file(path, timeout=2.0) as client:
+            cells = Cells(client, seg_base)
+            cells.rseg = rseg
+            while True:
+                msg = await loop.run_in_executor(None, conn.recv)
+                if msg[0] == "stop":
+                    return
+                _, name, conc = msg
+                op = await cells.op(name, conc)
+                conn.send("ready")
+                start = await loop.run_in_executor(None, conn.recv)
+                await asyncio.sleep(max(0.0, start - time.time()))
+                conn.send(await run_cell(op, conc, cell))
+
+    eventloop.run(main())
+
+
+async def _bench_procs(path: str, mode: str, concs: list[int], cell: float, procs: int
+                       ) -> list[dict]:
+    async with WormSpaceClient.from_file(path, timeout=2.0) as client:
+        rseg = await Cells(client, 0).read_segment()
+    ctx = multiprocessing.get_context("spawn")
+    pipes, children = [], []
+    for k in range(procs):
+        mine, theirs = ctx.Pipe()
+        p = ctx.Process(target=_child, args=(path, 100_000 * (k + 1), rseg, cell, theirs),
+                        daemon=True)
+        p.start()
+        pipes.append(mine)
+        children.append(p)
+    loop = asyncio.get_running_loop()
+    rows = []
+    try:
+        for conc in concs:
+            n = min(procs, conc)
+            shares = [conc // n + (1 if k < conc % n else 0) for k in range(n)]
+            for name in OPS:
+                for k in range(n):
+                    pipes[k].send(("prep", name, shares[k]))
+                for k in range(n):
+                    assert await loop.run_in_executor(None, pipes[k].recv) == "ready"
+                start = time.time() + 0.2
+                for k in range(n):
+                    pipes[k].send(start)
+                lat: list[float] = []
+                took = 0.0
+                for k in range(n):
+                    part, t = await loop.run_in_executor(None, pipes[k].recv)
+                    lat += part
+                    took = max(took, t)
+                rows.append(_summary(mode, name, conc, n, lat, took))
+                print(_row(rows[-1]), file=sys.stderr, flush=True)
+    finally:
+        for k, p in enumerate(children):
+            pipes[k].send(("stop",))
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+    return rows
+
+
 def _row(r: dict) -> str:
-    return (f"| {r['mode']} | {r['op']} | {r['concurrency']} | {r['ops_per_s']:,} | "
-            f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['ops']:,} |")
+    return (f"| {r['mode']} | {r['op']} | {r['concurrency']} | {r.get('procs', 1)} | "
+            f"{r['ops_per_s']:,} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['ops']:,} |")
 
 
 def main() -> int:
@@ -131,6 +230,8 @@ def main() -> int:
     ap.add_argument("--modes", default="memory,fsync")
     ap.add_argument("--conc", default="1,16,64")
     ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--procs", type=int, default=1,
+                    help="client processes sharing each cell's concurrency (default 1)")
     ap.add_argument("--json", help="also write the rows as JSON to this file")
     args = ap.parse_args()
     concs = [int(c) for c in args.conc.split(",")]
@@ -142,13 +243,14 @@ def main() -> int:
             local_cluster.up(config)
             try:
                 assert config.path is not None
-                rows += eventloop.run(bench_mode(config.path, mode, concs, args.cell))
+                rows += eventloop.run(bench_mode(config.path, mode, concs, args.cell,
+                                                 args.procs))
             finally:
                 local_cluster.down(config)
-    print(f"\n{args.nodes}-server Paxos-WOR on one machine, 8-byte values, one asyncio client "
-          f"process; {args.cell:g} s per cell\n")
-    print("| store | op | concurrency | ops/s | p50 ms | p99 ms | ops |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\n{args.nodes}-server Paxos-WOR on one machine, 8-byte values, {args.procs} asyncio "
+          f"client process(es); {args.cell:g} s per cell\n")
+    print("| store | op | concurrency | client processes | ops/s | p50 ms | p99 ms | ops |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(_row(r))
     if args.json:
