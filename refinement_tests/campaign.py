@@ -692,7 +692,7 @@ def check_wormpaxos(events: Sequence[Mapping[str, Any]], spans: Sequence[Span],
     """The proposals and applied commands against the SMR contract (``spec/smr.py``: order,
     agreement, prefix, proposed, once, acknowledged, real time), applied payloads equal the
     proposed ones, and the KV history is linearizable per key."""
-    from wormspace.impl.apps.wormpaxos import decode_entry
+    from wormspace.impl.apps.wormpaxos import MAX_BATCH, decode_entry
     from wormspace.spec import smr
 
     t0 = min((e["time"] for e in events), default=0)
@@ -713,7 +713,10 @@ def check_wormpaxos(events: Sequence[Mapping[str, Any]], spans: Sequence[Span],
         kind, pid, payload = decode_entry(bytes.fromhex(ev["value"]))
         if kind != "cmd" or pid is None or payload is None:
             continue
-        applies[ev["node"]].append((ev["index"], pid))
+        # A batch entry holds several commands at one address, applied in order of ``pos``
+        # (always < MAX_BATCH: a longer batch reads as a NO-OP), so address * MAX_BATCH + pos
+        # is an increasing log position for the checker. ``value`` is the command alone.
+        applies[ev["node"]].append((ev["index"] * MAX_BATCH + ev.get("pos", 0), pid))
         apply_ev.setdefault((ev["node"], pid), ev)
         prop = payload_of.get(pid)
         if prop is not None and prop.args.get("payload") != payload.hex():

@@ -19,6 +19,12 @@ The replicated log is the address space from ``base`` on (WORMSPACE.md section 3
 * Commands carry ``(proposer, seq)``; the state machine applies each id once, so a proposal
   retried after a leader change (it may have been chosen in the old slot too) is not applied
   twice, and the retry returns the first result.
+* **Batching** (leader side, on by default): a proposal takes the next address at once while
+  fewer than ``max_inflight`` writes are in flight; otherwise it waits in a queue, and each
+  write that completes sends the queue's head (up to ``max_batch`` commands and
+  ``max_batch_bytes``) as ONE entry, ``["batch", [[proposer, seq, payload], ...]]``, at the
+  next address. A batch is one chosen value; applying it applies its commands in order, each
+  through the same dedup by id. ``max_batch=1`` turns batching off (one entry per command).
 
 Linearizable reads (our choice: learn to the tail, no read marker): a proposal is acknowledged
 only after the leader applied every address below it, so all those are chosen. A read
@@ -28,15 +34,19 @@ before the read began. It costs one round trip on an up-to-date replica.
 
 Tracing (the client's recorder, or ``recorder=``): ``propose`` as ``invoke``/``response``
 (``pid``, ``payload``), each command a replica's state machine applies as ``apply`` (``index``:
-its log address, ``value``: the log entry; a command found again at a later address, a retry,
-is not applied again and not recorded), and the KV calls as ``invoke``/``response`` (``put``,
-``get``, ``delete``, ``cas``).
+its log address, ``pos``: its position in a batch entry, 0 for a single command, ``value``: the
+command as a single-command entry, i.e. the log entry itself unless it is a batch; a command
+found again later, a retry, is not applied again and not recorded), and the KV calls as
+``invoke``/``response`` (``put``, ``get``, ``delete``, ``cas``). ``(index, pos)`` orders the
+applied commands; ``index * MAX_BATCH + pos`` is an increasing integer (a batch holds at most
+``MAX_BATCH`` commands, or it reads as a NO-OP).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +63,11 @@ log = logging.getLogger("wormspace.wormpaxos")
 
 NOOP = msgpack.packb(["noop"])
 END = msgpack.packb(["end"])
+#: The most commands one batch entry may hold; a longer batch reads as a NO-OP. It bounds a
+#: command's position in its entry, so ``address * MAX_BATCH + pos`` orders applied commands.
+MAX_BATCH = 65536
 ProposalId = tuple[int, int]
+Command = tuple[ProposalId, bytes]
 
 
 class NotLeader(Exception):
@@ -66,22 +80,49 @@ def encode_command(pid: ProposalId, payload: bytes) -> bytes:
     return out
 
 
-def decode_entry(value: bytes) -> tuple[str, ProposalId | None, bytes | None]:
-    """``(kind, pid, payload)`` of a log entry; kind is ``cmd``, ``noop`` or ``end``.
+def encode_batch(commands: list[Command]) -> bytes:
+    """One log entry carrying ``commands`` (``(pid, payload)`` pairs), applied in this order."""
+    out: bytes = msgpack.packb(["batch", [[pid[0], pid[1], payload] for pid, payload in commands]])
+    return out
 
-    Anything else (a value written into the log's region by someone else) reads as a NO-OP:
-    every replica decodes it the same way, so they stay in agreement.
+
+def decode_entry(value: bytes) -> tuple[str, ProposalId | None, bytes | None]:
+    """``(kind, pid, payload)`` of a log entry; kind is ``cmd``, ``batch``, ``noop`` or ``end``.
+
+    A batch has no single pid or payload (``None``): see :func:`decode_commands`. Anything else
+    (a value written into the log's region by someone else, a malformed batch) reads as a
+    NO-OP: every replica decodes it the same way, so they stay in agreement.
+    """
+    kind, commands = decode_commands(value)
+    if kind == "cmd":
+        return "cmd", commands[0][0], commands[0][1]
+    return kind, None, None
+
+
+def _is_command(c: Any) -> bool:
+    return (type(c) is list and len(c) == 3 and type(c[0]) is int and type(c[1]) is int
+            and type(c[2]) is bytes)
+
+
+def decode_commands(value: bytes) -> tuple[str, list[Command]]:
+    """``(kind, commands)`` of a log entry: ``cmd`` (one command), ``batch`` (1 to
+    :data:`MAX_BATCH` commands, in the order they are applied), ``noop`` or ``end`` (none).
+
+    A batch is well formed only as a whole (``["batch", [[proposer, seq, payload], ...]]``, every
+    element well formed); anything else reads as a NO-OP, on every replica alike.
     """
     try:
         e = msgpack.unpackb(value)
     except Exception:
-        return "noop", None, None
+        return "noop", []
     if e == ["end"]:
-        return "end", None, None
-    if (type(e) is list and len(e) == 4 and e[0] == "cmd" and type(e[1]) is int
-            and type(e[2]) is int and type(e[3]) is bytes):
-        return "cmd", (e[1], e[2]), e[3]
-    return "noop", None, None
+        return "end", []
+    if type(e) is list and len(e) == 4 and e[0] == "cmd" and _is_command(e[1:]):
+        return "cmd", [((e[1], e[2]), e[3])]
+    if (type(e) is list and len(e) == 2 and e[0] == "batch" and type(e[1]) is list
+            and 0 < len(e[1]) <= MAX_BATCH and all(_is_command(c) for c in e[1])):
+        return "batch", [((c[0], c[1]), c[2]) for c in e[1]]
+    return "noop", []
 
 
 def leader_meta(node_id: str, nonce: int) -> bytes:
@@ -114,6 +155,8 @@ class PaxosStats:
     noops_written: int = 0
     values_kept: int = 0
     ends_written: int = 0
+    batches: int = 0  # batch entries (two or more commands) this replica wrote, answered OK
+    batched_commands: int = 0  # the commands in them
     takeovers: list[tuple[int, int, int]] = field(default_factory=list)  # (seg, kept, noops)
 
 
@@ -124,11 +167,23 @@ class WormPaxos:
     event loop, once per chosen command, in log order. Any replica can propose: one that is not
     the leader elects itself (allocating the next segment), so for a sticky leader send the
     proposals through one replica; safety never depends on that.
+
+    Batching: while ``max_inflight`` writes are in flight, new proposals queue; each completed
+    write sends the queue's head as one entry of up to ``max_batch`` commands and
+    ``max_batch_bytes`` of payload (a larger single command goes alone). ``max_batch=1``: no
+    batching, every proposal takes its own address at once, with no bound on writes in flight.
     """
 
     def __init__(self, client: WormSpaceClient, node_id: str, apply: Callable[[bytes], Any], *,
                  base: int = KV_BASE, read_batch: int = 32, max_attempts: int = 6,
+                 max_batch: int = 256, max_inflight: int = 4, max_batch_bytes: int = 1 << 20,
                  recorder: Recorder | None = None) -> None:
+        if not 1 <= max_batch <= MAX_BATCH:
+            raise ValueError(f"max_batch must be in 1..{MAX_BATCH}, not {max_batch}")
+        if max_inflight < 1 or max_batch_bytes < 1:
+            raise ValueError("max_inflight and max_batch_bytes must be positive")
+        self.max_batch, self.max_inflight = max_batch, max_inflight
+        self.max_batch_bytes = max_batch_bytes
         self.client, self.node_id, self._sm = client, node_id, apply
         self.rec = recorder if recorder is not None else client.rec
         self.base, self.size = base, client.space.size
@@ -139,8 +194,12 @@ class WormPaxos:
         self.next_apply = base * self.size
         self._known: dict[int, bytes] = {}  # chosen values not yet applied (out of order)
         self._results: dict[ProposalId, Any] = {}  # applied proposals -> result (dedup)
-        self._waiters: dict[int, tuple[ProposalId, asyncio.Future[Any]]] = {}
+        # address -> the proposals our write there carries (pid and result future, in order)
+        self._waiters: dict[int, list[_Queued]] = {}
         self._seq = 0
+        self._inflight = 0  # entries between taking a slot and the write's answer
+        self._queue: deque[_Queued] = deque()  # proposals waiting for the next batch
+        self._tasks: set[asyncio.Task[None]] = set()  # batch writes running on their own
         # Leader state: our segment, its capture ids, and the next free offset in it.
         self.segment: int | None = None
         self._caps: list[Capture] = []
@@ -176,41 +235,19 @@ class WormPaxos:
         return result
 
     async def _propose(self, pid: ProposalId, payload: bytes) -> Any:
-        entry = encode_command(pid, payload)
         self.stats.proposed += 1
+        loop = asyncio.get_running_loop()
         for _attempt in range(self.max_attempts):
             if pid in self._results:  # chosen by an earlier attempt (learned meanwhile)
                 return self._results[pid]
+            q = _Queued(pid, payload, loop.create_future())
+            if self.max_batch == 1 or self._inflight < self.max_inflight:
+                self._inflight += 1  # a slot of our own, at once (pipelining)
+                await self._write_entry([q])
+            else:
+                self._queue.append(q)  # the next write that completes sends us in a batch
             try:
-                address, cap = await self._take_slot()
-            except NotLeader:
-                continue
-            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._waiters[address] = (pid, fut)
-            try:
-                outcome = await self.client.write(address, entry, cap)
-            except BaseException as exc:
-                self._drop_waiter(address, fut)
-                # The slot may stay a hole that only a takeover fills: a later proposal of
-                # ours, chosen above it, would wait forever to be applied. Step down, so the
-                # next proposal elects again and the takeover fills (or keeps) this slot.
-                self._step_down(f"write at {address} failed: {type(exc).__name__}")
-                raise
-            if outcome is Outcome.OK:
-                self._known[address] = entry
-                self._advance()
-            elif outcome is Outcome.PREEMPTED:
-                # A new leader captured our slot: we are deposed. The slot is theirs to fill.
-                self._drop_waiter(address, fut)
-                self._step_down(f"write at {address} preempted")
-                continue
-            else:  # ALREADY_WRITTEN: cannot happen with our own fresh captures; learn it
-                value = await self.client.read(address)
-                if value is not None:
-                    self._known[address] = value
-                    self._advance()
-            try:
-                return await fut
+                return await q.fut
             except NotLeader:
                 continue
         if pid in self._results:
@@ -218,12 +255,94 @@ class WormPaxos:
         raise NotLeader(f"{self.node_id}: could not keep the leadership in "
                         f"{self.max_attempts} attempts")
 
-    def _drop_waiter(self, address: int, fut: asyncio.Future[Any]) -> None:
-        w = self._waiters.get(address)
-        if w is not None and w[1] is fut:
+    async def _write_entry(self, batch: list[_Queued]) -> None:
+        """Write ``batch`` as one entry at our next address; answer every proposal in it.
+
+        Never raises for the proposals (each gets the outcome on its future: the result once
+        applied here, :class:`NotLeader` to retry, or the error); only cancellation propagates.
+        The caller counted this write in ``_inflight``; when it is answered, the queue's head
+        goes out as the next batch.
+        """
+        try:
+            await self._write_batch(batch)
+        except BaseException as exc:
+            for q in batch:
+                if not q.fut.done():
+                    if isinstance(exc, Exception):
+                        q.fut.set_exception(exc)
+                    else:
+                        q.fut.cancel()
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._inflight -= 1
+            self._flush()
+
+    async def _write_batch(self, batch: list[_Queued]) -> None:
+        address, cap = await self._take_slot()  # NotLeader: every proposal in it retries
+        if len(batch) == 1:
+            entry = encode_command(batch[0].pid, batch[0].payload)
+        else:
+            entry = encode_batch([(q.pid, q.payload) for q in batch])
+        waiters = self._waiters[address] = list(batch)
+        try:
+            outcome = await self.client.write(address, entry, cap)
+        except BaseException as exc:
+            self._drop_waiters(address, waiters)
+            # The slot may stay a hole that only a takeover fills: a later proposal of
+            # ours, chosen above it, would wait forever to be applied. Step down, so the
+            # next proposal elects again and the takeover fills (or keeps) this slot.
+            self._step_down(f"write at {address} failed: {type(exc).__name__}")
+            raise
+        if outcome is Outcome.OK:
+            if len(batch) > 1:
+                self.stats.batches += 1
+                self.stats.batched_commands += len(batch)
+            self._known[address] = entry
+            self._advance()
+        elif outcome is Outcome.PREEMPTED:
+            # A new leader captured our slot: we are deposed. The slot is theirs to fill.
+            self._drop_waiters(address, waiters)
+            self._step_down(f"write at {address} preempted")
+            raise NotLeader(f"write at {address} preempted")
+        else:  # ALREADY_WRITTEN: cannot happen with our own fresh captures; learn it
+            try:
+                value = await self.client.read(address)
+            except BaseException:
+                self._drop_waiters(address, waiters)
+                raise
+            if value is not None:
+                self._known[address] = value
+                self._advance()
+
+    def _flush(self) -> None:
+        """Send queued proposals, a batch per free write slot, each as its own task."""
+        while self._queue and self._inflight < self.max_inflight:
+            batch: list[_Queued] = []
+            size = 0
+            while self._queue and len(batch) < self.max_batch:
+                q = self._queue[0]
+                if q.fut.done():  # its proposer was cancelled while it waited
+                    self._queue.popleft()
+                    continue
+                if q.pid in self._results:  # a retry whose first attempt we learned meanwhile
+                    self._queue.popleft().fut.set_result(self._results[q.pid])
+                    continue
+                if batch and size + len(q.payload) + 16 > self.max_batch_bytes:
+                    break  # (16: a generous bound on the per-command encoding overhead)
+                batch.append(self._queue.popleft())
+                size += len(q.payload) + 16
+            if not batch:
+                continue
+            self._inflight += 1
+            task = asyncio.get_running_loop().create_task(self._write_entry(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _drop_waiters(self, address: int, waiters: list[_Queued]) -> None:
+        """Forget our proposals at ``address`` (their futures are answered by the caller)."""
+        if self._waiters.get(address) is waiters:
             del self._waiters[address]
-        if not fut.done():
-            fut.cancel()
 
     async def _take_slot(self) -> tuple[int, Capture]:
         """The next address of our segment and its capture id (electing or extending first)."""
@@ -329,9 +448,10 @@ class WormPaxos:
         self.stats.step_downs += 1
         self.segment, self._caps = None, []
         waiters, self._waiters = self._waiters, {}
-        for _pid, fut in waiters.values():
-            if not fut.done():
-                fut.set_exception(NotLeader(why))
+        for ws in waiters.values():
+            for w in ws:
+                if not w.fut.done():
+                    w.fut.set_exception(NotLeader(why))
 
     # -- learning --------------------------------------------------------------------------------
 
@@ -361,38 +481,49 @@ class WormPaxos:
             batch = min(batch * 2, self.read_batch)
 
     def _advance(self) -> None:
-        """Apply known chosen values in log order."""
+        """Apply known chosen values in log order (a batch's commands in the batch's order)."""
         while self.next_apply in self._known:
             a = self.next_apply
             value = self._known.pop(a)
-            kind, pid, payload = decode_entry(value)
-            waiter = self._waiters.pop(a, None)
-            result: Any = None
+            kind, commands = decode_commands(value)
+            waiters = self._waiters.pop(a, ())
             if kind == "end":
                 seg_end = (a // self.size + 1) * self.size
                 for b in range(a + 1, seg_end):  # entries after END are not part of the log
                     self._known.pop(b, None)
-                    w = self._waiters.pop(b, None)
-                    if w is not None and not w[1].done():
-                        w[1].set_exception(NotLeader(f"segment ended at {a}"))
+                    for w in self._waiters.pop(b, ()):
+                        if not w.fut.done():
+                            w.fut.set_exception(NotLeader(f"segment ended at {a}"))
                 self.next_apply = seg_end
             else:
-                if kind == "cmd":
-                    assert pid is not None and payload is not None
+                for pos, (pid, payload) in enumerate(commands):
                     if pid in self._results:
                         self.stats.duplicates += 1
-                    else:
-                        self._results[pid] = self._sm(payload)
-                        self.stats.applied += 1
-                        if self.rec.enabled:
-                            self.rec.emit("apply", index=a, value=value.hex())
-                    result = self._results[pid]
+                        continue
+                    self._results[pid] = self._sm(payload)
+                    self.stats.applied += 1
+                    if self.rec.enabled:
+                        one = value if kind == "cmd" else encode_command(pid, payload)
+                        self.rec.emit("apply", index=a, pos=pos, value=one.hex())
                 self.next_apply = a + 1
-            if waiter is not None and not waiter[1].done():
-                if kind == "cmd" and pid == waiter[0]:
-                    waiter[1].set_result(result)
-                else:  # our slot holds another value (a NO-OP filled by a new leader)
-                    waiter[1].set_exception(NotLeader(f"address {a} holds another value"))
+            if waiters:
+                here = {pid for pid, _ in commands}
+                for w in waiters:
+                    if w.fut.done():
+                        continue
+                    if w.pid in here:
+                        w.fut.set_result(self._results[w.pid])
+                    else:  # our slot holds another value (a NO-OP filled by a new leader)
+                        w.fut.set_exception(NotLeader(f"address {a} holds another value"))
+
+
+@dataclass(slots=True)
+class _Queued:
+    """A proposal on its way into the log: its id, payload and the future of its result."""
+
+    pid: ProposalId
+    payload: bytes
+    fut: asyncio.Future[Any]
 
 
 # -- the KV store ---------------------------------------------------------------------------------

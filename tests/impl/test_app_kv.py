@@ -1,5 +1,8 @@
 """WormPaxos and the KV store against a real local cluster: every call, sticky leader,
-linearizable reads across replicas, leader failover with hole filling, dueling proposers."""
+linearizable reads across replicas, leader failover with hole filling, dueling proposers; and
+leader-side batching against in-process servers: batches form under concurrency, a learner
+agrees, a preempted or failed batch is retried (or fails) per command, malformed batches are
+NO-OPs, ``max_batch=1`` is one entry per command."""
 
 from __future__ import annotations
 
@@ -11,9 +14,23 @@ import sys
 import msgpack
 import pytest
 from app_cluster import AppCluster
-from wormspace.impl.apps.wormpaxos import NOOP, KVStore, decode_entry, encode_command, leader_of
+from inproc_server import ServerThread, make_config
+from wormspace.impl.apps.wormpaxos import (
+    END,
+    MAX_BATCH,
+    NOOP,
+    KVStore,
+    WormPaxos,
+    decode_commands,
+    decode_entry,
+    encode_batch,
+    encode_command,
+    leader_of,
+)
 from wormspace.impl.core import Outcome
-from wormspace.impl.net.client import WormSpaceClient
+from wormspace.impl.net.client import Unavailable, WormSpaceClient
+from wormspace.impl.trace import Recorder
+from wormspace.refinement_tests.campaign import check_trace
 
 SIZE = 64
 
@@ -57,10 +74,12 @@ def test_every_kv_call_and_linearizable_reads(cluster):
 def test_sticky_leader_extends_its_segment_under_concurrency(cluster):
     async def scenario():
         (ca,) = await _clients(cluster.path, 1)
-        a = KVStore(ca, "A", base=20)
+        # max_batch=1: no batching, every concurrent proposal takes its own address at once.
+        a = KVStore(ca, "A", base=20, max_batch=1)
         await asyncio.gather(*(a.put(f"k{i}", b"%d" % i) for i in range(150)))
         assert a.paxos.segment == 22  # 150 commands: three segments, all A's own
         assert a.paxos.stats.elections == 1 and a.paxos.stats.step_downs == 0
+        assert a.paxos.stats.batches == 0
         # Every address holds exactly one command, no NO-OP and no END: no slot was wasted.
         vals = [await ca.read(a) for a in range(20 * SIZE, 20 * SIZE + 150)]
         assert sorted(decode_entry(v)[0] for v in vals) == ["cmd"] * 150
@@ -152,3 +171,261 @@ def test_kv_command_line(cluster):
     r = subprocess.run([sys.executable, "-m", "wormspace", "kv", "get", "k", "--cluster",
                         "/nonexistent/cluster.toml"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 3 and "cluster.toml" in r.stderr and "Traceback" not in r.stderr
+
+
+# -- batching, against in-process servers (memory stores) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def inproc(tmp_path_factory):
+    cfg = make_config(str(tmp_path_factory.mktemp("kv-inproc")), 3, segment_size=SIZE)
+    servers = ServerThread(cfg)
+    yield cfg
+    servers.close()
+
+
+def _seq_sm(applied: list[bytes]):
+    """A state machine that appends each payload and returns its 1-based position."""
+    def apply(payload: bytes) -> int:
+        applied.append(payload)
+        return len(applied)
+    return apply
+
+
+def _cmds(n: int, tag: str = "c") -> list[bytes]:
+    return [f"{tag}{i}".encode() for i in range(n)]
+
+
+async def _log(client: WormSpaceClient, lo: int, hi: int) -> list[tuple[str, list]]:
+    return [decode_commands(await client.read(x)) for x in range(lo, hi)]
+
+
+def test_concurrent_proposals_form_batches_and_a_learner_agrees(inproc):
+    async def scenario():
+        ca, cb = WormSpaceClient(inproc), WormSpaceClient(inproc)
+        la: list[bytes] = []
+        lb: list[bytes] = []
+        events: list[dict] = []
+        a = WormPaxos(ca, "A", _seq_sm(la), base=2, recorder=Recorder("A", events))  # defaults
+        cmds = _cmds(200)
+        results = await asyncio.gather(*(a.propose(c) for c in cmds))
+        # Every proposer got the result of its own command: its position in the applied order.
+        assert [la[r - 1] for r in results] == cmds
+        assert sorted(la) == sorted(cmds) and a.stats.applied == 200
+        assert a.stats.duplicates == 0 and a.stats.step_downs == 0
+        # Batches formed: far fewer log entries than commands.
+        entries = a.next_apply - 2 * SIZE
+        assert a.stats.batches > 0 and a.stats.batched_commands > a.stats.batches
+        assert entries == 200 - a.stats.batched_commands + a.stats.batches < 50
+        log = await _log(ca, 2 * SIZE, a.next_apply)
+        assert {k for k, _ in log} == {"cmd", "batch"}
+        assert [payload for _, cs in log for _, payload in cs] == la  # in log order
+        # One apply event per command, ordered by (address, pos); pos > 0 inside batches.
+        ap = [(e["index"], e["pos"]) for e in events if e["kind"] == "apply"]
+        assert len(ap) == 200 and ap == sorted(set(ap)) and max(p for _, p in ap) > 0
+        for e in events:
+            if e["kind"] == "apply":
+                assert decode_entry(bytes.fromhex(e["value"]))[0] == "cmd"
+        # A replica that only learns reads the batches and reaches the same state.
+        b = WormPaxos(cb, "B", _seq_sm(lb), base=2, recorder=Recorder("B", events))
+        assert await b.sync() == a.next_apply
+        assert lb == la and b.stats.applied == 200 and b.stats.duplicates == 0
+        # The refinement check orders the applies by (address, pos): the SMR contract holds.
+        assert check_trace(events, "wormpaxos", servers=3, segment_size=SIZE) == []
+        for c in (ca, cb):
+            await c.close()
+
+    run(scenario())
+
+
+def test_max_batch_1_is_one_entry_per_command(inproc):
+    async def scenario():
+        ca = WormSpaceClient(inproc)
+        la: list[bytes] = []
+        a = WormPaxos(ca, "A", _seq_sm(la), base=10, max_batch=1)
+        cmds = _cmds(100)
+        results = await asyncio.gather(*(a.propose(c) for c in cmds))
+        assert [la[r - 1] for r in results] == cmds
+        assert a.stats.batches == 0 and a.next_apply - 10 * SIZE == 100  # segments 10 and 11
+        assert [k for k, _ in await _log(ca, 10 * SIZE, a.next_apply)] == ["cmd"] * 100
+        await ca.close()
+
+    run(scenario())
+
+
+def test_preempted_batch_is_retried_and_each_command_applied_once(inproc):
+    """A rival takes over after A sent a batch to the next slot, before it lands: A's write is
+    PREEMPTED (the rival's takeover ENDs the segment there), A steps down, and every command of
+    the batch is retried and applied once."""
+    async def scenario():
+        ca, cb, cc = (WormSpaceClient(inproc) for _ in range(3))
+        la: list[bytes] = []
+        lb: list[bytes] = []
+        lc: list[bytes] = []
+        a = WormPaxos(ca, "A", _seq_sm(la), base=20, max_inflight=1)
+        b = WormPaxos(cb, "B", _seq_sm(lb), base=20)
+        real_write = ca.write
+        seen: list[tuple[int, Outcome]] = []
+
+        async def write(address, value, cid=None):
+            if not seen and decode_commands(value)[0] == "batch":
+                assert await b.elect()  # B's takeover captures A's unlearned addresses
+                out = await real_write(address, value, cid)
+                seen.append((address, out))
+                return out
+            return await real_write(address, value, cid)
+
+        ca.write = write
+        cmds = _cmds(20)
+        results = await asyncio.gather(*(a.propose(c) for c in cmds))
+        assert seen and seen[0][1] is Outcome.PREEMPTED
+        assert await cc.read(seen[0][0]) == END  # B ended A's segment at the batch's address
+        assert a.stats.step_downs == 1 and a.stats.elections == 2
+        assert [la[r - 1] for r in results] == cmds
+        assert sorted(la) == sorted(cmds) and a.stats.applied == 20
+        c = WormPaxos(cc, "C", _seq_sm(lc), base=20)
+        await c.sync()
+        await b.sync()
+        assert lc == lb == la
+        for cl in (ca, cb, cc):
+            await cl.close()
+
+    run(scenario())
+
+
+def test_batch_kept_by_a_takeover_is_applied_once_though_its_proposers_retry(inproc):
+    """A's batch is chosen, but a rival's takeover (which finds a hole below it) preempts A
+    before A hears back: the rival keeps the batch verbatim and fills the hole; A's proposers
+    see NotLeader and retry, so a command is in the log twice (batch and retry), yet every
+    replica applies each command once and every proposer gets its first result."""
+    async def scenario():
+        ca, cb, cc = (WormSpaceClient(inproc) for _ in range(3))
+        la: list[bytes] = []
+        lb: list[bytes] = []
+        lc: list[bytes] = []
+        events: list[dict] = []
+        a = WormPaxos(ca, "A", _seq_sm(la), base=30, max_inflight=2,
+                      recorder=Recorder("A", events))
+        b = WormPaxos(cb, "B", _seq_sm(lb), base=30, recorder=Recorder("B", events))
+        real_write = ca.write
+        release = asyncio.Event()
+        batch_at: list[tuple[int, bytes]] = []
+
+        async def write(address, value, cid=None):
+            kind = decode_commands(value)[0]
+            if address == 30 * SIZE:  # A's first slot: held back, a hole for the rival
+                await release.wait()
+            elif kind == "batch" and not batch_at:
+                out = await real_write(address, value, cid)
+                assert out is Outcome.OK  # chosen
+                batch_at.append((address, value))
+                assert await b.elect()  # B captures from the hole: reveals our values
+                return Outcome.PREEMPTED  # as if B's capture overtook our accept
+            elif batch_at:
+                release.set()  # A writes again: it has retried; let the held write go
+            return await real_write(address, value, cid)
+
+        ca.write = write
+        cmds = _cmds(20)
+        results = await asyncio.gather(*(a.propose(c) for c in cmds))
+        addr, value = batch_at[0]
+        assert addr == 30 * SIZE + 2 and await cc.read(addr) == value  # kept verbatim
+        assert b.stats.takeovers == [(30, 2, 1)] and await cc.read(30 * SIZE) == NOOP
+        assert [la[r - 1] for r in results] == cmds
+        assert sorted(la) == sorted(cmds) and a.stats.applied == 20
+        c = WormPaxos(cc, "C", _seq_sm(lc), base=30, recorder=Recorder("C", events))
+        await c.sync()
+        await b.sync()
+        assert lc == lb == la and b.stats.applied == c.stats.applied == 20
+        assert c.stats.duplicates >= 1  # a retried command of the batch is in the log again
+        assert check_trace(events, "wormpaxos", servers=3, segment_size=SIZE) == []
+        for cl in (ca, cb, cc):
+            await cl.close()
+
+    run(scenario())
+
+
+def test_failed_batch_write_fails_each_of_its_commands(inproc):
+    async def scenario():
+        ca = WormSpaceClient(inproc)
+        la: list[bytes] = []
+        a = WormPaxos(ca, "A", _seq_sm(la), base=40, max_inflight=1)
+        real_write = ca.write
+        failed: list[list] = []
+
+        async def write(address, value, cid=None):
+            kind, commands = decode_commands(value)
+            if kind == "batch" and not failed:
+                failed.append([pid for pid, _ in commands])
+                raise Unavailable("injected")
+            return await real_write(address, value, cid)
+
+        ca.write = write
+        cmds = _cmds(20)
+        results = await asyncio.gather(*(a.propose(c) for c in cmds), return_exceptions=True)
+        bad = [i + 1 for i, r in enumerate(results) if isinstance(r, Unavailable)]
+        assert bad and [(a.proposer, i) for i in bad] == failed[0]
+        assert a.stats.step_downs == 1
+        ok = [c for c, r in zip(cmds, results) if not isinstance(r, BaseException)]
+        assert len(ok) + len(bad) == 20 and sorted(la) == sorted(ok)
+        await ca.close()
+
+    run(scenario())
+
+
+def test_learner_applies_batch_entries_in_order_once_and_malformed_ones_as_noop(inproc):
+    async def scenario():
+        cw, cl = WormSpaceClient(inproc), WormSpaceClient(inproc)
+        assert await cw.alloc(50, b"writer")
+        a, b, c, d = (((9, i), f"x{i}".encode()) for i in range(1, 5))
+        bad = msgpack.packb(["batch", [[9, 3, b"x3"], [9, "four", b"x4"]]])
+        entries = [encode_batch([a, b]), encode_command(*a), bad, encode_batch([c, b, d]), END]
+        for i, v in enumerate(entries):
+            assert await cw.write(50 * SIZE + i, v) is Outcome.OK
+        applied: list[bytes] = []
+        events: list[dict] = []
+        learner = WormPaxos(cl, "L", _seq_sm(applied), base=50, recorder=Recorder("L", events))
+        await learner.sync()
+        assert applied == [b"x1", b"x2", b"x3", b"x4"]
+        assert learner.stats.applied == 4 and learner.stats.duplicates == 2
+        s = 50 * SIZE
+        assert [(e["index"], e["pos"]) for e in events if e["kind"] == "apply"] == [
+            (s, 0), (s, 1), (s + 3, 0), (s + 3, 2)]
+        for cl_ in (cw, cl):
+            await cl_.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("entry", [
+    ["batch"], ["batch", []], ["batch", [[1, 2]]], ["batch", [[1, 2, "text"]]],
+    ["batch", [[1, True, b"x"]]], ["batch", [[1, 2, b"x"], [1, 2.0, b"y"]]],
+    ["batch", [[1, 2, b"x"]], "extra"], ["batch", {"a": [1, 2, b"x"]}],
+    ["batch", [1, 2, b"x"]], ["BATCH", [[1, 2, b"x"]]], ["batch", [[1, 2, b"x", b"y"]]],
+    ["batch", [[1, 2, b"x"]] * (MAX_BATCH + 1)],
+])
+def test_malformed_batch_entries_decode_as_noop(entry):
+    value = msgpack.packb(entry)
+    assert decode_commands(value) == ("noop", [])
+    assert decode_entry(value) == ("noop", None, None)
+
+
+def test_batch_entry_round_trip_and_limits():
+    cmds = [((1, i), b"p%d" % i) for i in range(3)]
+    assert decode_commands(encode_batch(cmds)) == ("batch", cmds)
+    assert decode_entry(encode_batch(cmds)) == ("batch", None, None)
+    assert decode_commands(encode_batch(cmds)[:-1]) == ("noop", [])  # truncated
+    big = [((1, 1), b"")] * MAX_BATCH
+    assert decode_commands(encode_batch(big))[0] == "batch"  # exactly MAX_BATCH is fine
+    assert decode_commands(encode_command((1, 2), b"p")) == ("cmd", [((1, 2), b"p")])
+    assert decode_commands(NOOP) == ("noop", []) and decode_commands(END) == ("end", [])
+
+    class FakeClient:
+        client_id, rec = 1, Recorder("x", None)
+
+        class space:
+            size = SIZE
+
+    for bad in (0, MAX_BATCH + 1):
+        with pytest.raises(ValueError, match="max_batch"):
+            WormPaxos(FakeClient(), "A", lambda p: None, max_batch=bad)
