@@ -129,7 +129,8 @@ class CaptureOp(Op):
         self.rejects: dict[int, Ballot] = {}
 
     def start(self) -> Sends:
-        return [(i, Prepare(self.epoch, self.wor, self.ballot)) for i in range(self.n)]
+        msg = Prepare(self.epoch, self.wor, self.ballot)  # one message for every acceptor
+        return [(i, msg) for i in range(self.n)]
 
     def on_reply(self, index: int, reply: Reply) -> Sends:
         if (
@@ -201,7 +202,8 @@ class WriteOp(Op):
         self.rejects: dict[int, Ballot] = {}
 
     def start(self) -> Sends:
-        return [(i, Accept(self.epoch, self.wor, self.ballot, self.sent)) for i in range(self.n)]
+        msg = Accept(self.epoch, self.wor, self.ballot, self.sent)
+        return [(i, msg) for i in range(self.n)]
 
     def on_reply(self, index: int, reply: Reply) -> Sends:
         if (
@@ -314,7 +316,8 @@ class ReadOp(Op):
         self.repair: CaptureOp | WriteOp | None = None
 
     def start(self) -> Sends:
-        return [(i, Read(self.epoch, self.wor)) for i in range(self.n)]
+        msg = Read(self.epoch, self.wor)
+        return [(i, msg) for i in range(self.n)]
 
     def on_reply(self, index: int, reply: Reply) -> Sends:
         if self.done:
@@ -388,7 +391,8 @@ class TrimOp(Op):
         self.oks: set[int] = set()
 
     def start(self) -> Sends:
-        return [(i, Trim(self.epoch, self.segment)) for i in range(self.n)]
+        msg = Trim(self.epoch, self.segment)
+        return [(i, msg) for i in range(self.n)]
 
     def on_reply(self, index: int, reply: Reply) -> Sends:
         if self.done or not isinstance(reply, TrimReply) or reply.segment != self.segment:
@@ -414,7 +418,8 @@ class SealOp(Op):
         self.oks: set[int] = set()
 
     def start(self) -> Sends:
-        return [(i, Seal(self.epoch)) for i in range(self.n)]
+        msg = Seal(self.epoch)
+        return [(i, msg) for i in range(self.n)]
 
     def on_reply(self, index: int, reply: Reply) -> Sends:
         if self.done or not isinstance(reply, SealReply) or reply.epoch < self.epoch:

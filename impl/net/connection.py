@@ -20,11 +20,14 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
+import msgpack
+
 from ..core.chain import ChainReply
 from ..core.codec import AnyMessage, from_plain, to_plain
 from ..core.messages import REPLY_TYPES, InvalidMessage
 from .cluster import ServerSpec
 from .framing import (
+    MAX_FRAME,
     BadAuthentication,
     FrameDecoder,
     FrameError,
@@ -41,6 +44,29 @@ _REPLIES: tuple[type, ...] = (*REPLY_TYPES, ChainReply)
 
 Notify = Callable[[str, int, int, tuple[int, int], bytes], None]
 Callback = Callable[[Any, BaseException | None], None]
+
+
+#: msgpack of a two-entry map's first key "i", and of the key "m": an envelope
+#: ``{"i": rid, "m": message}`` is ``_ENVELOPE_I + packb(rid) + _ENVELOPE_M + packb(message)``.
+_ENVELOPE_I = b"\x82\xa1i"
+_ENVELOPE_M = b"\xa1m"
+#: The last message packed, and its bytes: an op sends one message object to every acceptor
+#: of a replica set in a row, so a one-entry memo packs it once (messages are immutable).
+_last_packed: tuple[object, bytes] | None = None
+
+
+def _packed_message(msg: AnyMessage) -> bytes:
+    """``msg`` in plain form, packed (:class:`FrameTooLarge` if no frame could carry it)."""
+    global _last_packed
+    last = _last_packed
+    if last is not None and last[0] is msg:
+        return last[1]
+    packed = pack_body(to_plain(msg), MAX_FRAME - _ENVELOPE_OVERHEAD)
+    _last_packed = (msg, packed)
+    return packed
+
+
+_ENVELOPE_OVERHEAD = len(_ENVELOPE_I) + 9 + len(_ENVELOPE_M)  # + the largest packed int
 
 
 class ClientError(Exception):
@@ -128,7 +154,7 @@ class Connection:
         event-loop turn): the op driver's path. A failure known at once (closed, server down)
         is reported in a later turn, never from inside this call. Returns the request id,
         for :meth:`forget`."""
-        return self._submit({"m": to_plain(msg)}, callback)
+        return self._submit_packed(_packed_message(msg), callback)
 
     def forget(self, rid: int) -> None:
         """Drop request ``rid``: its reply, if one comes, is discarded before decoding."""
@@ -149,6 +175,12 @@ class Connection:
         return fut
 
     def _submit(self, body: dict[str, Any], callback: Callback) -> int:
+        return self._submit_packed(None, callback, body)
+
+    def _submit_packed(self, packed: bytes | None, callback: Callback,
+                       body: dict[str, Any] | None = None) -> int:
+        """Queue a request: ``packed`` (a packed protocol message, see
+        :func:`_packed_message`) or the envelope ``body``; register ``callback``."""
         loop = asyncio.get_running_loop()
         if self._closed:
             loop.call_soon(callback, None,
@@ -156,8 +188,13 @@ class Connection:
             return 0
         self._rid += 1
         rid = self._rid
-        body["i"] = rid
-        payload = pack_body(body)
+        if packed is not None:
+            # {"i": rid, "m": message}: the message is packed once for all acceptors.
+            payload = _ENVELOPE_I + msgpack.packb(rid) + _ENVELOPE_M + packed
+        else:
+            assert body is not None
+            body["i"] = rid
+            payload = pack_body(body)
         if self._proto is not None:
             self._pending[rid] = callback
             self._send(payload)

@@ -147,7 +147,8 @@ def test_group_commit_orders_replies_after_earlier_records():
 
     async def scenario() -> list[str]:
         store = _GatedStore()
-        gc = GroupCommit(store, lambda: None, lambda e: None)  # type: ignore[arg-type]
+        gc = GroupCommit(store, lambda: None, lambda e: None,  # type: ignore[arg-type]
+                         inline_max=0)  # the gated fsync must run in the thread
         ran: list[str] = []
         gc.after_durable([], lambda: ran.append("idle-read"))  # nothing pending: at once
         gc.after_durable([rec], lambda: ran.append("w1"))
@@ -376,3 +377,32 @@ def test_a_split_quorum_with_a_server_down_retries_above_the_rival(cluster):
         assert c.write(9, b"x") is Outcome.OK
         assert c.read(9) == b"x"
         assert time.monotonic() - t0 < 1.0
+
+
+def test_group_commit_persists_a_lone_request_on_the_loop_and_groups_in_the_thread():
+    """A group of one request is fsynced on the event loop (light load); larger groups go to
+    the worker thread. Both acknowledge only after persisting, in order."""
+    seen: list[tuple[int, str]] = []
+
+    class Store(_GatedStore):
+        def persist_group(self, batches):
+            seen.append((sum(len(b) for b in batches), threading.current_thread().name))
+
+    rec = WorRecord(WorId(0, Kind.DATA, 0), WorState((1, 1)))
+
+    async def scenario() -> list[str]:
+        store = Store()
+        gc = GroupCommit(store, lambda: None, lambda e: None)  # type: ignore[arg-type]
+        ran: list[str] = []
+        gc.after_durable([rec], lambda: ran.append("alone"))
+        await asyncio.sleep(0.05)
+        gc.after_durable([rec], lambda: ran.append("a"))
+        gc.after_durable([rec], lambda: ran.append("b"))
+        await asyncio.sleep(0.05)
+        gc.close()
+        return ran
+
+    assert asyncio.run(scenario()) == ["alone", "a", "b"]
+    main = threading.main_thread().name
+    assert seen[0] == (1, main)
+    assert seen[1][0] == 2 and seen[1][1].startswith("fsync")

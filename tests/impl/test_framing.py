@@ -315,3 +315,15 @@ def test_non_batches_pass_through(obj):
     from wormspace.impl.net.framing import unbatch
 
     assert unbatch(obj) is None
+
+
+@given(reqs=st.lists(requests, min_size=1, max_size=4), rid=st.integers(1, 2**63 - 1))
+def test_a_request_packed_once_is_byte_identical_to_packing_its_envelope(reqs, rid):
+    """The client packs a message once for all acceptors and splices the request id in front:
+    the bytes are exactly msgpack of {"i": rid, "m": plain} (so servers see no difference),
+    and the one-entry memo never hands out another message's bytes."""
+    from wormspace.impl.net.connection import _ENVELOPE_I, _ENVELOPE_M, _packed_message
+
+    for req in reqs + reqs[::-1]:
+        spliced = _ENVELOPE_I + msgpack.packb(rid) + _ENVELOPE_M + _packed_message(req)
+        assert spliced == msgpack.packb({"i": rid, "m": to_plain(req)}, use_bin_type=True)
