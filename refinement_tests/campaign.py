@@ -1243,24 +1243,33 @@ async def _wos_workload(run: _Run) -> None:
 
 async def _wormpaxos_workload(run: _Run) -> None:
     """Three replicas of a KV store; most puts through r0 (a sticky leader), some through the
-    others (elections and takeovers); gets everywhere; at the end every replica syncs."""
+    others (elections and takeovers); gets everywhere; at the end every replica syncs. Calls
+    come in bursts of 1 to 6 concurrent ones per replica, and at most 2 writes are in flight
+    per leader, so batch entries form (and meet the faults)."""
     from wormspace.impl.apps.wormpaxos import KVStore
 
     o = run.o
     names = [f"r{i}" for i in range(max(2, o.clients))]
-    stores = [KVStore(run.client(n), n, base=1, max_attempts=4) for n in names]
+    stores = [KVStore(run.client(n), n, base=1, max_attempts=4, max_inflight=2) for n in names]
     per = max(1, o.ops // len(names))
     keys = ["x", "y", "z"]
     await run.faults_on()
 
     async def one(i: int, name: str) -> None:
         kv, rng = stores[i], random.Random(run.rng.random())
-        for k in range(per):
+
+        async def call(k: int) -> None:
             key = rng.choice(keys)
             if rng.random() < (0.6 if i == 0 else 0.15):
                 await _call(run, kv.put(key, f"{name}-{k}".encode()))
             else:
                 await _call(run, kv.get(key))
+
+        k = 0
+        while k < per:
+            burst = min(per - k, rng.randint(1, 6))
+            await asyncio.gather(*(call(j) for j in range(k, k + burst)))
+            k += burst
 
     await _spread(names, one)
     await run.quiesce()
