@@ -44,7 +44,18 @@ CLASSES: dict[str, type] = {tag: cls for cls, tag in TAGS.items()}
 
 
 def to_plain(msg: AnyMessage) -> dict[str, object]:
-    """``msg`` as a plain dict of ints, strings, bytes, lists, dicts and None."""
+    """``msg`` as a plain dict of ints, strings, bytes, lists, dicts and None.
+
+    The single-WOR messages of the request path have hand-written encoders giving the same
+    dict, keys in the same order (``tests/impl/test_codec_fast.py`` checks it)."""
+    fast = _FAST_PLAIN.get(type(msg))
+    if fast is not None:
+        return fast(msg)
+    return _to_plain(msg)
+
+
+def _to_plain(msg: AnyMessage) -> dict[str, object]:
+    """The general path of :func:`to_plain`."""
     cls = type(msg)
     if cls not in TAGS:
         raise InvalidMessage(f"not a protocol message: {cls.__name__}")
@@ -327,4 +338,36 @@ _FAST: dict[str, Callable[[dict[str, Any]], Any]] = {
     "promise": _fast_promise,
     "accepted": _fast_accepted,
     "read_reply": _fast_read_reply,
+}
+
+
+_KIND_STR: dict[Kind, str] = {k: k.value for k in Kind}
+_STATUS_STR: dict[Status, str] = {st: st.value for st in Status}
+
+
+def _plain_wor(w: WorId) -> list[object]:
+    return [w.segment, _KIND_STR[w.kind], w.offset]
+
+
+def _plain_opt_ballot(b: tuple[int, int] | None) -> list[int] | None:
+    return None if b is None else [b[0], b[1]]
+
+
+_FAST_PLAIN: dict[type, Callable[[Any], dict[str, object]]] = {
+    CLASSES["prepare"]: lambda m: {"t": "prepare", "epoch": m.epoch, "wor": _plain_wor(m.wor),
+                                   "ballot": [m.ballot[0], m.ballot[1]]},
+    CLASSES["accept"]: lambda m: {"t": "accept", "epoch": m.epoch, "wor": _plain_wor(m.wor),
+                                  "ballot": [m.ballot[0], m.ballot[1]], "value": m.value},
+    CLASSES["read"]: lambda m: {"t": "read", "epoch": m.epoch, "wor": _plain_wor(m.wor)},
+    CLASSES["promise"]: lambda m: {
+        "t": "promise", "status": _STATUS_STR[m.status], "wor": _plain_wor(m.wor),
+        "ballot": [m.ballot[0], m.ballot[1]], "promised": [m.promised[0], m.promised[1]],
+        "accepted": _plain_opt_ballot(m.accepted), "value": m.value},
+    CLASSES["accepted"]: lambda m: {
+        "t": "accepted", "status": _STATUS_STR[m.status], "wor": _plain_wor(m.wor),
+        "ballot": [m.ballot[0], m.ballot[1]], "promised": [m.promised[0], m.promised[1]]},
+    CLASSES["read_reply"]: lambda m: {
+        "t": "read_reply", "status": _STATUS_STR[m.status], "wor": _plain_wor(m.wor),
+        "promised": [m.promised[0], m.promised[1]], "accepted": _plain_opt_ballot(m.accepted),
+        "value": m.value},
 }

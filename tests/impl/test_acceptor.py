@@ -146,13 +146,25 @@ def test_planted_bugs_change_behaviour() -> None:
 # -- property: any sequence of requests keeps the acceptor's invariants ------------------------
 
 @settings(max_examples=300, deadline=None)
+def _revalidate(msg: object) -> None:
+    """Rebuild ``msg`` through its constructor (running ``__post_init__``): it must pass and
+    give an equal message; nested range results likewise."""
+    from dataclasses import fields
+
+    again = type(msg)(**{f.name: getattr(msg, f.name) for f in fields(msg)})  # type: ignore
+    assert again == msg
+    for r in getattr(msg, "results", ()):
+        _revalidate(r)
+
+
 @given(st.lists(requests, max_size=40))
 def test_invariants_hold_and_records_replay_to_the_state(reqs: list) -> None:
     a = Acceptor()
     log: list = []
     for req in reqs:
         before = a.state.copy()
-        _, persist = a.handle(req)
+        reply, persist = a.handle(req)
+        _revalidate(reply)  # replies built without their constructor's checks pass them
         log.extend(persist)
         for wor, s in a.state.wors.items():
             assert s.accepted is None or s.accepted <= s.promised
