@@ -101,7 +101,7 @@ class Cells:
             return read
         pool = Pool()
         # Enough fresh WORs for a fast cell; pre-captured for "write".
-        for s in await self.fresh_segments(24 if conc > 1 else 8):
+        for s in await self.fresh_segments(48 if conc > 1 else 8):
             if name == "write":
                 caps = await client.capture_range(s, 0, SEGMENT)
                 pool.items += [(c.address, c) for c in caps]
