@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections.abc import Callable
 from typing import Any, cast
-
-import msgpack
 
 from ..core.chain import ChainReply
 from ..core.codec import AnyMessage, from_plain, to_plain
@@ -53,6 +52,22 @@ _ENVELOPE_M = b"\xa1m"
 #: The last message packed, and its bytes: an op sends one message object to every acceptor
 #: of a replica set in a row, so a one-entry memo packs it once (messages are immutable).
 _last_packed: tuple[object, bytes] | None = None
+
+
+_U8, _U16, _U32, _U64 = (struct.Struct(f) for f in (">BB", ">BH", ">BI", ">BQ"))
+
+
+def _pack_uint(n: int) -> bytes:
+    """msgpack of a non-negative int (what ``msgpack.packb(n)`` gives, without its Packer)."""
+    if n < 0x80:
+        return bytes((n,))
+    if n < 0x100:
+        return _U8.pack(0xCC, n)
+    if n < 0x10000:
+        return _U16.pack(0xCD, n)
+    if n < 0x100000000:
+        return _U32.pack(0xCE, n)
+    return _U64.pack(0xCF, n)
 
 
 def _packed_message(msg: AnyMessage) -> bytes:
@@ -190,7 +205,7 @@ class Connection:
         rid = self._rid
         if packed is not None:
             # {"i": rid, "m": message}: the message is packed once for all acceptors.
-            payload = _ENVELOPE_I + msgpack.packb(rid) + _ENVELOPE_M + packed
+            payload = _ENVELOPE_I + _pack_uint(rid) + _ENVELOPE_M + packed
         else:
             assert body is not None
             body["i"] = rid

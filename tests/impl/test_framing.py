@@ -322,8 +322,20 @@ def test_a_request_packed_once_is_byte_identical_to_packing_its_envelope(reqs, r
     """The client packs a message once for all acceptors and splices the request id in front:
     the bytes are exactly msgpack of {"i": rid, "m": plain} (so servers see no difference),
     and the one-entry memo never hands out another message's bytes."""
-    from wormspace.impl.net.connection import _ENVELOPE_I, _ENVELOPE_M, _packed_message
+    from wormspace.impl.net.connection import (
+        _ENVELOPE_I,
+        _ENVELOPE_M,
+        _pack_uint,
+        _packed_message,
+    )
 
     for req in reqs + reqs[::-1]:
-        spliced = _ENVELOPE_I + msgpack.packb(rid) + _ENVELOPE_M + _packed_message(req)
+        spliced = _ENVELOPE_I + _pack_uint(rid) + _ENVELOPE_M + _packed_message(req)
         assert spliced == msgpack.packb({"i": rid, "m": to_plain(req)}, use_bin_type=True)
+
+
+@given(st.integers(0, 2**64 - 1))
+def test_request_ids_pack_as_msgpack_does(n):
+    from wormspace.impl.net.connection import _pack_uint
+
+    assert _pack_uint(n) == msgpack.packb(n)
