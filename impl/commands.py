@@ -116,8 +116,8 @@ def _trace_options(p: argparse.ArgumentParser) -> None:
 def cmd_server(args: argparse.Namespace) -> int:
     """``wormspace server``."""
     from .net import cluster as cluster_file
-    from .net.server import bugs_from_names, run_server
     from .net import eventloop
+    from .net.server import bugs_from_names, run_server
     from .storage import LogError, StorageError
 
     logging.basicConfig(level=args.log_level, stream=sys.stderr,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from .bugs import NO_BUGS, Bugs
 from .messages import (
@@ -47,6 +47,8 @@ from .messages import (
     WorId,
 )
 from .records import AcceptorState, Record, SealRecord, TrimRecord, WorRecord, WorState
+
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -154,14 +156,14 @@ class Acceptor:
                                  "promised": ballot})
 
 
-def _built(cls: type, fields: dict[str, object]) -> Any:
+def _built(cls: type[_R], fields: dict[str, object]) -> _R:
     """A reply of ``cls`` with ``fields``, without re-running its constructor's checks.
 
     Only for the request path's replies, whose every field is either from the (validated)
     request or from the acceptor's state, which holds only such values (a Promise/Accepted
     /ReadReply built here satisfies its ``__post_init__``: ``tests/impl/test_acceptor.py``
     re-validates every reply the acceptor gives in its property tests)."""
-    inst = object.__new__(cls)
+    inst: _R = object.__new__(cls)
     inst.__dict__.update(fields)
     return inst
 

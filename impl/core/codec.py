@@ -81,7 +81,7 @@ def from_plain(obj: object, allowed: tuple[type, ...] | None = None) -> AnyMessa
         tag = obj.get("t")
         fast = _FAST.get(tag) if type(tag) is str else None
         if fast is not None:
-            msg = fast(obj)
+            msg: AnyMessage | None = fast(obj)
             if msg is not None and (allowed is None or type(msg) in allowed):
                 return msg
     return _from_plain(obj, allowed)
@@ -221,7 +221,7 @@ _DATA = Kind.DATA
 
 
 def _build(cls: type, fields_: dict[str, Any]) -> Any:
-    inst = object.__new__(cls)
+    inst: Any = object.__new__(cls)
     inst.__dict__.update(fields_)
     return inst
 
@@ -251,7 +251,7 @@ def _fast_ballot(v: object) -> tuple[int, int] | None:
 
 
 def _fast_status(v: object) -> Status | None:
-    return _STATUSES.get(v) if type(v) is str else None  # type: ignore[arg-type]
+    return _STATUSES.get(v) if type(v) is str else None
 
 
 def _fast_accepted_pair(obj: dict[str, Any]) -> tuple[bool, tuple[int, int] | None, bytes | None]:

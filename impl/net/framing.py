@@ -25,7 +25,7 @@ from typing import Any
 try:  # OpenSSL's HMAC object: its copy() is the fast path of _tag (CPython's own module)
     from _hashlib import hmac_new as _openssl_hmac_new
 except ImportError:  # pragma: no cover - CPython without OpenSSL
-    _openssl_hmac_new = None
+    _openssl_hmac_new = None  # type: ignore[assignment]
 
 import msgpack
 
