@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wor_strategies import ballots, requests, values, wors
 from wormspace.impl.core import codec
@@ -84,7 +84,7 @@ def _check(obj: object, allowed: tuple[type, ...] | None = None) -> None:
         assert _same(fast, gen), (obj, fast, gen)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages)
 def test_valid_messages_decode_the_same(msg):
     plain = codec.to_plain(msg)
@@ -93,7 +93,7 @@ def test_valid_messages_decode_the_same(msg):
     assert _same(codec.from_plain(plain), msg)
 
 
-@settings(max_examples=1500)
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages, st.data())
 def test_one_hostile_field(msg, data):
     plain = codec.to_plain(msg)
@@ -105,7 +105,7 @@ def test_one_hostile_field(msg, data):
     _check(plain)
 
 
-@settings(max_examples=800)
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages, st.data())
 def test_hostile_nested_values(msg, data):
     """Replace one element inside the WOR id or a ballot (the lists the fast path unpacks)."""
@@ -122,6 +122,7 @@ def test_hostile_nested_values(msg, data):
 
 
 @pytest.mark.parametrize("allowed", [None, (Promise,), (Accepted, ReadReply), (PromiseRange,)])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages)
 def test_allowed_classes_are_respected(allowed, msg):
     _check(codec.to_plain(msg), allowed)
@@ -172,7 +173,7 @@ def test_a_zero_ballot_prepare_is_rejected_by_both():
         codec.from_plain(plain)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages)
 def test_fast_encoders_give_the_general_dict_in_the_same_key_order(msg):
     """to_plain's hand-written encoders equal the general field-by-field one, key order and

@@ -265,6 +265,7 @@ def test_frame_tags_are_plain_hmac_sha256(key: bytes, header: bytes, payload: by
 # -- batch frames ----------------------------------------------------------------------------------
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bodies=st.lists(st.dictionaries(st.sampled_from(["i", "m", "r", "x"]),
                                        st.integers(0, 5) | st.binary(max_size=300),
                                        min_size=1, max_size=3), min_size=1, max_size=40),
