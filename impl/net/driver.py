@@ -75,76 +75,113 @@ async def run_op(
 
     ``recorder``: the client's trace; each request sent is a ``send`` event (peer: the server
     id), which trace validation against the protocol model needs."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[OpResult] = loop.create_future()
-    errors: dict[int, str] = {}
-    attempt = 0
-    handle: asyncio.TimerHandle | None = None
-    outstanding = 0
-    rival: Ballot | None = None
+    run = _Run(op, conns, timeout, retries, recorder)
+    try:
+        return await run.done
+    finally:
+        run.finish()
 
-    sent: list[tuple[Connection, int]] = []
 
-    def send(sends: Sequence[tuple[int, Any]]) -> None:
-        nonlocal outstanding
+class _Run:
+    """One op in flight (see :func:`run_op`).
+
+    A plain object with methods, not closures: closures that call each other form a reference
+    cycle (function -> cell -> function) per op, which only the cyclic garbage collector frees;
+    at thousands of ops per second that collector was about half of the client's CPU. Here the
+    only links back to the run are the connections' pending callbacks and the timer, and
+    :meth:`finish` drops both, so everything is freed by reference counting."""
+
+    __slots__ = (
+        "attempt",
+        "conns",
+        "done",
+        "errors",
+        "handle",
+        "loop",
+        "op",
+        "outstanding",
+        "recorder",
+        "retries",
+        "rival",
+        "sent",
+        "timeout",
+    )
+
+    def __init__(self, op: SansIOOp, conns: Sequence[Connection], timeout: float, retries: int,
+                 recorder: Recorder) -> None:
+        self.op, self.conns, self.timeout, self.retries = op, conns, timeout, retries
+        self.recorder = recorder
+        self.loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[OpResult] = self.loop.create_future()
+        self.errors: dict[int, str] = {}
+        self.attempt = 0
+        self.outstanding = 0
+        self.rival: Ballot | None = None
+        self.sent: list[tuple[Connection, int]] = []
+        self.send(op.start())
+        self.handle: asyncio.TimerHandle | None = self.loop.call_later(timeout, self.on_timeout)
+
+    def finish(self) -> None:
+        """The op is decided (or abandoned): stop the timer, and forget the requests still
+        unanswered, so their replies are dropped unread (and nothing refers to us any more)."""
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        for conn, rid in self.sent:
+            conn.forget(rid)
+        self.sent.clear()
+
+    def send(self, sends: Sequence[tuple[int, Any]]) -> None:
+        conns, sent = self.conns, self.sent
         for i, req in sends:
-            if recorder.enabled:
-                recorder.send(conns[i].server.id, req)
-            outstanding += 1
-            sent.append((conns[i], conns[i].request_cb(req, functools.partial(on_reply, i))))
+            if self.recorder.enabled:
+                self.recorder.send(conns[i].server.id, req)
+            self.outstanding += 1
+            sent.append((conns[i], conns[i].request_cb(req, functools.partial(self.on_reply, i))))
 
-    def on_reply(i: int, reply: Any, exc: BaseException | None) -> None:
-        nonlocal outstanding, rival
-        outstanding -= 1
+    def on_reply(self, i: int, reply: Any, exc: BaseException | None) -> None:
+        self.outstanding -= 1
+        done = self.done
         if done.done():
             return
         if exc is not None:
-            errors[i] = str(exc)
+            self.errors[i] = str(exc)
             if isinstance(exc, WrongKey) or (
                 isinstance(exc, ServerError) and exc.code not in _TRANSIENT
             ):
                 done.set_exception(exc)
                 return
         else:
-            errors.pop(i, None)
+            self.errors.pop(i, None)
             seen = _rival(reply)
-            if seen is not None and (rival is None or seen > rival):
-                rival = seen
-            send(op.on_reply(i, reply))
+            if seen is not None and (self.rival is None or seen > self.rival):
+                self.rival = seen
+            op = self.op
+            self.send(op.on_reply(i, reply))
             if op.done:
                 assert op.result is not None
                 done.set_result(op.result)
                 return
-        if outstanding == 0 and rival is not None:
+        if self.outstanding == 0 and self.rival is not None:
             # Every request has its answer or failed, and a rival ballot refused us: the op
             # waits for servers that are down (e.g. 1 OK + 1 PREEMPTED of 3, the third dead).
             # Give up now as PREEMPTED so the caller retries above the rival.
-            done.set_result(OpResult(Outcome.PREEMPTED, ballot=rival))
+            done.set_result(OpResult(Outcome.PREEMPTED, ballot=self.rival))
 
-    def on_timeout() -> None:
-        nonlocal attempt, handle
-        if done.done():
+    def on_timeout(self) -> None:
+        if self.done.done():
             return
-        attempt += 1
-        if attempt > retries:
-            detail = "; ".join(f"{conns[i].server.id}: {e}" for i, e in sorted(errors.items()))
+        self.attempt += 1
+        timeout, retries = self.timeout, self.retries
+        if self.attempt > retries:
+            detail = "; ".join(f"{self.conns[i].server.id}: {e}"
+                               for i, e in sorted(self.errors.items()))
             waited = sum(timeout * min(2**k, 8) for k in range(retries + 1))
-            done.set_exception(Unavailable(
-                f"no quorum of {', '.join(c.server.id for c in conns)} answered within "
+            self.done.set_exception(Unavailable(
+                f"no quorum of {', '.join(c.server.id for c in self.conns)} answered within "
                 f"{retries + 1} attempts ({waited:g} s)" + (f" ({detail})" if detail else "")))
             return
-        send(op.retry())
+        self.send(self.op.retry())
         # Back off: a resend to a server that is merely slow adds to its queue, and resending
         # at a fixed pace under overload snowballs.
-        handle = loop.call_later(timeout * min(2**attempt, 8), on_timeout)
-
-    send(op.start())
-    handle = loop.call_later(timeout, on_timeout)
-    try:
-        return await done
-    finally:
-        if handle is not None:
-            handle.cancel()
-        # The op is decided (or abandoned): replies still to come are dropped unread.
-        for conn, rid in sent:
-            conn.forget(rid)
+        self.handle = self.loop.call_later(timeout * min(2**self.attempt, 8), self.on_timeout)
