@@ -29,7 +29,8 @@ kind           keys
                unknown)
 ``fault``      ``fault`` (``kill``, ``restart``, ``pause``, ``resume``, ``partition``, ``heal``,
                ``loss``, ``dup``, ``reorder``, ``delay``, ``tear``), ``target``, ``detail``
-``apply``      a replica applied a command: ``index``, ``value`` (WormPaxos learners)
+``apply``      a replica applied a command: ``index`` (log address), ``value``, and optional
+               ``pos`` (its position in a batch entry; WormPaxos learners)
 ``decide``     a resource manager decided: ``tx``, ``decision`` (WormTX)
 =============  ====================================================================================
 

@@ -406,3 +406,88 @@ def test_group_commit_persists_a_lone_request_on_the_loop_and_groups_in_the_thre
     main = threading.main_thread().name
     assert seen[0] == (1, main)
     assert seen[1][0] == 2 and seen[1][1].startswith("fsync")
+
+
+# -- the connection's reply path, against a fake transport ----------------------------------------
+
+
+class _FakeTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def close(self) -> None:
+        pass
+
+
+def _wired_connection(tmp_path):
+    from wormspace.impl.net.connection import Connection
+    from wormspace.impl.net.framing import FrameDecoder
+
+    cfg = make_config(str(tmp_path), 1)
+    key = cfg.key()
+    conn = Connection(cfg.servers["s0"], key)
+
+    class Proto:
+        transport = _FakeTransport()
+
+    proto = Proto()
+    conn._proto, conn._decoder = proto, FrameDecoder(key)  # type: ignore[assignment]
+    return conn, proto, key
+
+
+def test_a_forgotten_request_s_reply_is_dropped_without_decoding(tmp_path, monkeypatch):
+    """Once an op is decided it forgets its unanswered requests: their replies are dropped
+    before the message is decoded (and the callback is never called)."""
+    from wormspace.impl.core import codec
+    from wormspace.impl.core.messages import Accept, Accepted, Status
+    from wormspace.impl.net import connection as connection_mod
+    from wormspace.impl.net.framing import encode_frame
+
+    async def scenario() -> None:
+        conn, proto, key = _wired_connection(tmp_path)
+        w = WorId(0, Kind.DATA, 1)
+        got: list[object] = []
+        rid_kept = conn.request_cb(Accept(0, w, (1, 1), b"v"), lambda r, e: got.append(r))
+        rid_gone = conn.request_cb(Accept(0, w, (1, 1), b"v"), lambda r, e: got.append(r))
+        conn.forget(rid_gone)
+        await asyncio.sleep(0)
+        assert proto.transport.written  # both requests left, in one batch frame
+        reply = codec.to_plain(Accepted(Status.OK, w, (1, 1), (1, 1)))
+        decoded: list[object] = []
+        real = connection_mod.from_plain
+        monkeypatch.setattr(connection_mod, "from_plain",
+                            lambda obj, allowed: decoded.append(obj) or real(obj, allowed))
+        conn._data(proto, encode_frame(key, {"b": [{"i": rid_gone, "m": reply},
+                                                    {"i": rid_kept, "m": reply}]}))
+        assert len(decoded) == 1  # only the kept request's reply was decoded
+        assert len(got) == 1 and isinstance(got[0], Accepted)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("batch", [{"b": []}, {"b": "x"}])
+def test_a_malformed_batch_from_a_server_fails_the_connection_s_requests(tmp_path, batch):
+    from wormspace.impl.core.messages import Read
+    from wormspace.impl.net.connection import ServerUnreachable
+    from wormspace.impl.net.framing import encode_frame
+
+    async def scenario() -> None:
+        conn, proto, key = _wired_connection(tmp_path)
+        errors: list[BaseException | None] = []
+        conn.request_cb(Read(0, WorId(0, Kind.DATA, 1)), lambda r, e: errors.append(e))
+        conn._data(proto, encode_frame(key, batch))
+        assert len(errors) == 1 and isinstance(errors[0], ServerUnreachable)
+        assert "batch" in str(errors[0]) and proto.transport.aborted
+        assert not conn.connected
+
+    asyncio.run(scenario())
