@@ -97,6 +97,16 @@ def _new_mac(key: bytes) -> Any:
 _MACS: dict[bytes, Any] = {}
 
 
+def _mac_for(key: bytes) -> Any:
+    """The cached keyed HMAC state of ``key`` (made on first use)."""
+    base = _MACS.get(key)
+    if base is None:
+        if len(_MACS) >= 64:
+            _MACS.clear()
+        base = _MACS[key] = _new_mac(key)
+    return base
+
+
 def _tag(key: bytes, header: bytes, payload: bytes) -> bytes:
     """HMAC-SHA256(key, header || payload).
 
@@ -105,12 +115,7 @@ def _tag(key: bytes, header: bytes, payload: bytes) -> bytes:
     the time of a one-shot ``hmac.digest`` (which re-derives the keyed pads each call). The tag
     is the same bytes either way (tests/impl/test_framing.py checks it against hmac.digest).
     """
-    base = _MACS.get(key)
-    if base is None:
-        if len(_MACS) >= 64:
-            _MACS.clear()
-        base = _MACS[key] = _new_mac(key)
-    mac = base.copy()
+    mac = _mac_for(key).copy()
     mac.update(header)
     mac.update(payload)
     return mac.digest()  # type: ignore[no-any-return]
@@ -225,10 +230,7 @@ class FrameDecoder:
         buf += data
         out: list[object] = []
         pos, n = 0, len(buf)
-        base = _MACS.get(self.key)
-        if base is None:
-            _tag(self.key, b"", b"")  # caches the keyed state
-            base = _MACS[self.key]
+        base = _mac_for(self.key)
         try:
             # Frames are cut at offsets into one buffer (views, no copies) and the consumed
             # prefix is deleted once at the end: many small frames per read are the common case.
