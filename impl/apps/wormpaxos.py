@@ -311,9 +311,14 @@ class WormPaxos:
             except BaseException:
                 self._drop_waiters(address, waiters)
                 raise
-            if value is not None:
-                self._known[address] = value
-                self._advance()
+            if value is None:
+                # Impossible for a correct cluster (a finished write leaves a chosen value), but
+                # never leave proposers waiting on it: they retry, as after a preemption.
+                self._drop_waiters(address, waiters)
+                self._step_down(f"write at {address} answered ALREADY_WRITTEN but reads EMPTY")
+                raise NotLeader(f"address {address}: already written but reads EMPTY")
+            self._known[address] = value
+            self._advance()
 
     def _flush(self) -> None:
         """Send queued proposals, a batch per free write slot, each as its own task."""

@@ -429,3 +429,32 @@ def test_batch_entry_round_trip_and_limits():
     for bad in (0, MAX_BATCH + 1):
         with pytest.raises(ValueError, match="max_batch"):
             WormPaxos(FakeClient(), "A", lambda p: None, max_batch=bad)
+
+
+def test_already_written_but_empty_read_retries_instead_of_hanging(inproc):
+    """A write answering ALREADY_WRITTEN whose read then says EMPTY (impossible for a correct
+    cluster, injected here) must not leave its proposers waiting: they retry and complete."""
+    from wormspace.impl.core.ops import Outcome
+
+    async def scenario():
+        ca = WormSpaceClient(inproc)
+        la: list[bytes] = []
+        a = WormPaxos(ca, "A", _seq_sm(la), base=60, max_batch=1)
+        real_write, real_read = ca.write, ca.read
+        injected: list[int] = []
+
+        async def write(address, value, cid=None):
+            if not injected:
+                injected.append(address)
+                return Outcome.ALREADY_WRITTEN
+            return await real_write(address, value, cid)
+
+        async def read(address):
+            return None if address in injected else await real_read(address)
+
+        ca.write, ca.read = write, read
+        result = await asyncio.wait_for(a.propose(b"x"), 10)
+        assert la == [b"x"] and result == 1 and a.stats.step_downs == 1
+        await ca.close()
+
+    run(scenario())
