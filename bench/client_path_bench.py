@@ -30,13 +30,9 @@ from wormspace.impl.core.codec import to_plain
 from wormspace.impl.core.messages import REQUEST_TYPES
 from wormspace.impl.net.client import WormSpaceClient
 from wormspace.impl.net.connection import Connection
-from wormspace.impl.net.framing import FrameDecoder, encode_payloads, pack_body, unbatch
+from wormspace.impl.net.eventloop import run as run_loop
+from wormspace.impl.net.framing import FrameDecoder, encode_payloads, envelopes, pack_body
 from wormspace.impl.net.wire import parse_request
-
-try:
-    from wormspace.impl.net.eventloop import run as run_loop
-except ImportError:
-    run_loop = asyncio.run  # type: ignore[assignment]
 
 SEGMENT = 1024
 VALUE = b"v" * 8
@@ -55,8 +51,7 @@ class _Server:
         t0 = time.process_time()
         out: list[bytes] = []
         for frame in self.decoder.feed(data):
-            items = unbatch(frame)
-            for env in [frame] if items is None else items:
+            for env in envelopes(frame):
                 rid, msg, _call, _ = parse_request(env, REQUEST_TYPES)
                 if msg is None:
                     out.append(pack_body({"i": rid, "r": True}))

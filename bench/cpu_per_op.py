@@ -16,7 +16,6 @@ round starts a fresh 3-server Paxos-WOR cluster (``local_cluster``) in a tempora
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import resource
 import sys
@@ -27,11 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import net_bench
 from wormspace.impl.net import local_cluster
 from wormspace.impl.net.client import WormSpaceClient
-
-try:
-    from wormspace.impl.net.eventloop import run as run_loop
-except ImportError:  # a tree from before impl/net/eventloop.py (A/B against old commits)
-    run_loop = asyncio.run  # type: ignore[assignment]
+from wormspace.impl.net.eventloop import run as run_loop
 
 
 def _cpu(pid: int) -> float:

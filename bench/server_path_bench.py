@@ -24,14 +24,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from inproc_server import make_config
 from wormspace.impl.core.codec import to_plain
 from wormspace.impl.core.messages import Accept, Kind, Prepare, WorId
+from wormspace.impl.net.eventloop import run as run_loop
 from wormspace.impl.net.framing import encode_frame
 from wormspace.impl.net.server import ServerConnection, WormServer
 from wormspace.impl.storage import MemoryStore
-
-try:
-    from wormspace.impl.net.eventloop import run as run_loop
-except ImportError:
-    run_loop = asyncio.run  # type: ignore[assignment]
 
 PER_FRAME = 64
 

@@ -36,7 +36,7 @@ import msgpack
 from ..core.ops import Outcome
 from ..net import wire
 from ..net.client import Capture, Trimmed, WormSpaceClient
-from ..net.framing import FrameDecoder, FrameError, MalformedPayload, encode_frame, unbatch
+from ..net.framing import FrameDecoder, FrameError, MalformedPayload, encode_frame, envelopes
 from . import LOG_BASE
 from .space import capture_offsets, is_allocated, last_allocated, write_offsets
 
@@ -261,11 +261,11 @@ class _SeqConnection(asyncio.Protocol):
             return
         for frame in objs:
             try:  # a client connection batches the calls of one event-loop turn
-                items = unbatch(frame)
+                items = envelopes(frame)
             except MalformedPayload as exc:
                 self.send({"i": 0, "e": wire.MALFORMED, "d": str(exc)})
                 continue
-            for obj in [frame] if items is None else items:
+            for obj in items:
                 # Keep a reference: the loop holds tasks weakly, and a grant may await WormSpace.
                 task = asyncio.ensure_future(self.server.handle(self, obj))
                 self.server.tasks.add(task)

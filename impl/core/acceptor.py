@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 from .bugs import NO_BUGS, Bugs
 from .messages import (
@@ -45,10 +44,9 @@ from .messages import (
     Trim,
     TrimReply,
     WorId,
+    unchecked,
 )
 from .records import AcceptorState, Record, SealRecord, TrimRecord, WorRecord, WorState
-
-_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -115,7 +113,7 @@ class Acceptor:
             return self._accept(req.wor, req.ballot, req.value, records)
         if isinstance(req, Read):
             st = self.state.get(req.wor)
-            return _built(ReadReply, {"status": Status.OK, "wor": req.wor, "promised": st.promised,
+            return unchecked(ReadReply, {"status": Status.OK, "wor": req.wor, "promised": st.promised,
                                       "accepted": st.accepted, "value": st.value})
         if isinstance(req, PrepareRange):
             promises = tuple(self._prepare(w, req.ballot, records) for w in req.wors())
@@ -129,12 +127,12 @@ class Acceptor:
     def _prepare(self, wor: WorId, ballot: Ballot, records: list[Record]) -> Promise:
         st = self.state.get(wor)
         if ballot < st.promised:
-            return _built(Promise, {"status": Status.PREEMPTED, "wor": wor, "ballot": ballot,
+            return unchecked(Promise, {"status": Status.PREEMPTED, "wor": wor, "ballot": ballot,
                                     "promised": st.promised, "accepted": st.accepted,
                                     "value": st.value})
         if ballot != st.promised:
             records.append(WorRecord(wor, WorState(ballot, st.accepted, st.value)))
-        return _built(Promise, {"status": Status.OK, "wor": wor, "ballot": ballot,
+        return unchecked(Promise, {"status": Status.OK, "wor": wor, "ballot": ballot,
                                 "promised": ballot, "accepted": st.accepted, "value": st.value})
 
     def _accept(self, wor: WorId, ballot: Ballot, value: bytes, records: list[Record]) -> Accepted:
@@ -147,25 +145,13 @@ class Acceptor:
         else:
             ok = ballot >= st.promised
         if not ok:
-            return _built(Accepted, {"status": Status.PREEMPTED, "wor": wor, "ballot": ballot,
+            return unchecked(Accepted, {"status": Status.PREEMPTED, "wor": wor, "ballot": ballot,
                                      "promised": st.promised})
         new = WorState(ballot, ballot, value)
         if new != st:
             records.append(WorRecord(wor, new))
-        return _built(Accepted, {"status": Status.OK, "wor": wor, "ballot": ballot,
+        return unchecked(Accepted, {"status": Status.OK, "wor": wor, "ballot": ballot,
                                  "promised": ballot})
-
-
-def _built(cls: type[_R], fields: dict[str, object]) -> _R:
-    """A reply of ``cls`` with ``fields``, without re-running its constructor's checks.
-
-    Only for the request path's replies, whose every field is either from the (validated)
-    request or from the acceptor's state, which holds only such values (a Promise/Accepted
-    /ReadReply built here satisfies its ``__post_init__``: ``tests/impl/test_acceptor.py``
-    re-validates every reply the acceptor gives in its property tests)."""
-    inst: _R = object.__new__(cls)
-    inst.__dict__.update(fields)
-    return inst
 
 
 def _refuse(req: Request, status: Status) -> Reply:

@@ -24,6 +24,7 @@ from .messages import (
     check_ballot,
     check_bytes,
     check_nat,
+    unchecked,
 )
 
 AnyMessage = Message | ChainRequest | ChainReply
@@ -213,17 +214,11 @@ _KEYS: dict[type, set[str]] = {cls: {"t", *(name for name, _ in spec)} for cls, 
 #
 # Each returns the message, or None when ``obj`` is not exactly a valid instance (then the
 # general path decides, and names the problem). The tests on each field are those of the general
-# decoders plus the class's ``__post_init__``; ``_build`` then skips ``__init__`` (which would
-# run them again) and fills the frozen instance's fields directly.
+# decoders plus the class's ``__post_init__``; ``messages.unchecked`` then skips ``__init__``
+# (which would run them again) and fills the frozen instance's fields directly.
 
 _KINDS: dict[str, Kind] = {k.value: k for k in Kind}
 _DATA = Kind.DATA
-
-
-def _build(cls: type, fields_: dict[str, Any]) -> Any:
-    inst: Any = object.__new__(cls)
-    inst.__dict__.update(fields_)
-    return inst
 
 
 def _fast_wor(v: object) -> WorId | None:
@@ -238,7 +233,7 @@ def _fast_wor(v: object) -> WorId | None:
         or (k is not _DATA and off != 0)
     ):
         return None
-    return _build(WorId, {"segment": seg, "kind": k, "offset": off})  # type: ignore[no-any-return]
+    return unchecked(WorId, {"segment": seg, "kind": k, "offset": off})
 
 
 def _fast_ballot(v: object) -> tuple[int, int] | None:
@@ -274,7 +269,7 @@ def _fast_prepare(obj: dict[str, Any]) -> Any:
     epoch, wor, ballot = obj.get("epoch"), _fast_wor(obj.get("wor")), _fast_ballot(obj.get("ballot"))
     if type(epoch) is not int or epoch < 0 or wor is None or ballot is None or ballot == (0, 0):
         return None
-    return _build(CLASSES["prepare"], {"epoch": epoch, "wor": wor, "ballot": ballot})
+    return unchecked(CLASSES["prepare"], {"epoch": epoch, "wor": wor, "ballot": ballot})
 
 
 def _fast_accept(obj: dict[str, Any]) -> Any:
@@ -284,7 +279,7 @@ def _fast_accept(obj: dict[str, Any]) -> Any:
     wor, ballot = _fast_wor(obj.get("wor")), _fast_ballot(obj.get("ballot"))
     if type(epoch) is not int or epoch < 0 or wor is None or ballot is None or type(value) is not bytes:
         return None
-    return _build(CLASSES["accept"], {"epoch": epoch, "wor": wor, "ballot": ballot, "value": value})
+    return unchecked(CLASSES["accept"], {"epoch": epoch, "wor": wor, "ballot": ballot, "value": value})
 
 
 def _fast_read(obj: dict[str, Any]) -> Any:
@@ -293,7 +288,7 @@ def _fast_read(obj: dict[str, Any]) -> Any:
     epoch, wor = obj.get("epoch"), _fast_wor(obj.get("wor"))
     if type(epoch) is not int or epoch < 0 or wor is None:
         return None
-    return _build(CLASSES["read"], {"epoch": epoch, "wor": wor})
+    return unchecked(CLASSES["read"], {"epoch": epoch, "wor": wor})
 
 
 def _fast_promise(obj: dict[str, Any]) -> Any:
@@ -304,7 +299,7 @@ def _fast_promise(obj: dict[str, Any]) -> Any:
     ok, accepted, value = _fast_accepted_pair(obj)
     if status is None or wor is None or ballot is None or promised is None or not ok:
         return None
-    return _build(CLASSES["promise"], {"status": status, "wor": wor, "ballot": ballot,
+    return unchecked(CLASSES["promise"], {"status": status, "wor": wor, "ballot": ballot,
                                        "promised": promised, "accepted": accepted, "value": value})
 
 
@@ -315,7 +310,7 @@ def _fast_accepted(obj: dict[str, Any]) -> Any:
     ballot, promised = _fast_ballot(obj.get("ballot")), _fast_ballot(obj.get("promised"))
     if status is None or wor is None or ballot is None or promised is None:
         return None
-    return _build(CLASSES["accepted"], {"status": status, "wor": wor, "ballot": ballot,
+    return unchecked(CLASSES["accepted"], {"status": status, "wor": wor, "ballot": ballot,
                                         "promised": promised})
 
 
@@ -327,7 +322,7 @@ def _fast_read_reply(obj: dict[str, Any]) -> Any:
     ok, accepted, value = _fast_accepted_pair(obj)
     if status is None or wor is None or promised is None or not ok:
         return None
-    return _build(CLASSES["read_reply"], {"status": status, "wor": wor, "promised": promised,
+    return unchecked(CLASSES["read_reply"], {"status": status, "wor": wor, "promised": promised,
                                           "accepted": accepted, "value": value})
 
 

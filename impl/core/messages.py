@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from enum import Enum, StrEnum
+from typing import TypeVar
 
 Ballot = tuple[int, int]
 ZERO_BALLOT: Ballot = (0, 0)
@@ -376,6 +377,23 @@ REQUEST_TYPES: tuple[type, ...] = (Prepare, Accept, Read, Trim, Seal, PrepareRan
 REPLY_TYPES: tuple[type, ...] = (
     Promise, Accepted, ReadReply, TrimReply, SealReply, PromiseRange, AcceptedRange,
 )
+
+
+_M = TypeVar("_M")
+
+
+def unchecked(cls: type[_M], fields_: dict[str, object]) -> _M:
+    """An instance of the frozen message class ``cls`` with ``fields_``, without running its
+    constructor's checks (``__init__`` sets each field through ``object.__setattr__`` and then
+    ``__post_init__`` validates them all: together the larger part of building a message).
+
+    Only for values already checked the same way: the codec's fast decoders test every field
+    as the constructor would (``tests/impl/test_codec_fast.py``), and the acceptor builds its
+    replies from a validated request and its own state (``tests/impl/test_acceptor.py``
+    rebuilds every reply through the constructor)."""
+    inst: _M = object.__new__(cls)
+    inst.__dict__.update(fields_)
+    return inst
 
 
 def field_names(cls: type) -> tuple[str, ...]:

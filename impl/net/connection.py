@@ -32,8 +32,8 @@ from .framing import (
     FrameError,
     MalformedPayload,
     encode_payloads,
+    envelopes,
     pack_body,
-    unbatch,
 )
 from .wire import notify_args
 
@@ -169,7 +169,7 @@ class Connection:
         event-loop turn): the op driver's path. A failure known at once (closed, server down)
         is reported in a later turn, never from inside this call. Returns the request id,
         for :meth:`forget`."""
-        return self._submit_packed(_packed_message(msg), callback)
+        return self._submit(callback, packed=_packed_message(msg))
 
     def forget(self, rid: int) -> None:
         """Drop request ``rid``: its reply, if one comes, is discarded before decoding."""
@@ -186,20 +186,16 @@ class Connection:
             else:
                 fut.set_result(result)
 
-        self._submit(body, resolve)
+        self._submit(resolve, body=body)
         return fut
 
-    def _submit(self, body: dict[str, Any], callback: Callback) -> int:
-        return self._submit_packed(None, callback, body)
-
-    def _submit_packed(self, packed: bytes | None, callback: Callback,
-                       body: dict[str, Any] | None = None) -> int:
+    def _submit(self, callback: Callback, *, packed: bytes | None = None,
+                body: dict[str, Any] | None = None) -> int:
         """Queue a request: ``packed`` (a packed protocol message, see
         :func:`_packed_message`) or the envelope ``body``; register ``callback``."""
-        loop = asyncio.get_running_loop()
         if self._closed:
-            loop.call_soon(callback, None,
-                           ServerUnreachable(f"{self.server.id}: connection closed"))
+            asyncio.get_running_loop().call_soon(
+                callback, None, ServerUnreachable(f"{self.server.id}: connection closed"))
             return 0
         self._rid += 1
         rid = self._rid
@@ -214,6 +210,7 @@ class Connection:
             self._pending[rid] = callback
             self._send(payload)
             return rid
+        loop = asyncio.get_running_loop()
         if time.monotonic() < self._down_until:
             loop.call_soon(callback, None, ServerUnreachable(
                 f"server {self.server.id} at {self.server.address} is down ({self.last_error})"))
@@ -332,15 +329,12 @@ class Connection:
 
     def _dispatch(self, obj: object) -> None:
         try:
-            items = unbatch(obj)
+            items = envelopes(obj)
         except MalformedPayload as exc:
             self._abort(ServerUnreachable(f"server {self.server.id}: bad batch frame: {exc}"))
             return
-        if items is None:
-            self._dispatch_one(obj)
-        else:
-            for item in items:
-                self._dispatch_one(item)
+        for item in items:
+            self._dispatch_one(item)
 
     def _dispatch_one(self, obj: object) -> None:
         if type(obj) is not dict:

@@ -205,6 +205,13 @@ def unbatch(obj: object) -> list[object] | None:
     return items
 
 
+def envelopes(obj: object) -> list[object]:
+    """The envelopes a decoded frame carries: those of a batch, else the frame's object itself
+    (:class:`MalformedPayload` for a malformed batch, as :func:`unbatch`)."""
+    items = unbatch(obj)
+    return [obj] if items is None else items
+
+
 def _no_ext(code: int, data: bytes) -> Any:
     raise MalformedPayload(f"msgpack extension type {code} is not part of the protocol")
 
@@ -214,6 +221,7 @@ class FrameDecoder:
 
     def __init__(self, key: bytes, max_frame: int = MAX_FRAME) -> None:
         self.key = _check_key(key)
+        self._mac = _mac_for(self.key)  # the keyed HMAC state, copied per frame
         self.max_frame = max_frame
         self._buf = bytearray()
         self._failed: FrameError | None = None
@@ -230,7 +238,7 @@ class FrameDecoder:
         buf += data
         out: list[object] = []
         pos, n = 0, len(buf)
-        base = _mac_for(self.key)
+        base = self._mac
         try:
             # Frames are cut at offsets into one buffer (views, no copies) and the consumed
             # prefix is deleted once at the end: many small frames per read are the common case.

@@ -69,8 +69,8 @@ from .framing import (
     FrameError,
     MalformedPayload,
     encode_payloads,
+    envelopes,
     pack_body,
-    unbatch,
 )
 
 log = logging.getLogger("wormspace.server")
@@ -135,15 +135,12 @@ class ServerConnection(asyncio.Protocol):
     def dispatch_frame(self, obj: object) -> None:
         """Handle one decoded frame: one envelope, or a batch of them (in order)."""
         try:
-            items = unbatch(obj)
+            items = envelopes(obj)
         except MalformedPayload as exc:
             self.error(0, wire.MALFORMED, str(exc))
             return
-        if items is None:
-            self.server.dispatch(self, obj)
-        else:
-            for item in items:
-                self.server.dispatch(self, item)
+        for item in items:
+            self.server.dispatch(self, item)
 
     def send(self, payload: bytes) -> None:
         """Queue a packed envelope (:func:`.framing.pack_body`); everything queued in one
@@ -316,23 +313,23 @@ class WormServer:
             return
         reply, persist = self.acceptor.handle(req)
         body = to_plain(reply)
-        frame = pack_body({"i": rid, "m": body}, self.max_frame)
+        payload = pack_body({"i": rid, "m": body}, self.max_frame)
         records = persist.records
         if self.rec.enabled or persist.deferred:
             notify = bool(records) and isinstance(req, (Accept, AcceptRange))
-            self._reply_traced(conn, body, frame, persist, notify)
+            self._reply_traced(conn, body, payload, persist, notify)
             return
         if records and isinstance(req, (Accept, AcceptRange)) and self.listeners:
 
             def reply_and_notify() -> None:
-                conn.send(frame)
+                conn.send(payload)
                 self._notify(records)
 
             self.commit.after_durable(records, reply_and_notify)
         else:
-            self.commit.after_durable(records, lambda: conn.send(frame))
+            self.commit.after_durable(records, lambda: conn.send(payload))
 
-    def _reply_traced(self, conn: ServerConnection, body: dict[str, object], frame: bytes,
+    def _reply_traced(self, conn: ServerConnection, body: dict[str, object], payload: bytes,
                       persist: Persist, notify: bool) -> None:
         """The reply path with tracing on or a planted bug: record each record's ``persist``
         once it is durable, then the ``send``; under ``ack_before_persist``, reply at once."""
@@ -340,7 +337,7 @@ class WormServer:
 
         def send() -> None:
             rec.send(conn.peer, _hexed(body))
-            conn.send(frame)
+            conn.send(payload)
             self._flush_trace_soon()
 
         def durable() -> None:
@@ -428,10 +425,10 @@ class WormServer:
             st = r.state
             if not subs or st.accepted is None:
                 continue
-            frame = pack_body({"n": [r.wor.segment, r.wor.offset, list(st.accepted),
+            payload = pack_body({"n": [r.wor.segment, r.wor.offset, list(st.accepted),
                                      st.value]})
             for c in subs:
-                c.send(frame)
+                c.send(payload)
 
     # -- control calls -----------------------------------------------------------------------------
 
