@@ -7,7 +7,7 @@ request-path optimizations change. Used for the A/B rows of bench/RESULTS.md ("T
 path: A/B per change"): run it once per tree, alternating, with each tree's interpreter:
 
     python bench/cpu_per_op.py [--store fsync|memory] [--op write|capture+write|read]
-                               [--conc 64] [--seconds 4] [--rounds 1]
+                               [--conc 64] [--seconds 4] [--rounds 1] [--thrifty]
 
 Prints one line per round: ``op conc ops/s cpu_us_per_op`` (and per-process detail). Each
 round starts a fresh 3-server Paxos-WOR cluster (``local_cluster``) in a temporary directory.
@@ -41,10 +41,10 @@ def _self_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def _cell(config: local_cluster.ClusterConfig, op: str, conc: int, seconds: float
-                ) -> tuple[int, float, list[float], float]:
+async def _cell(config: local_cluster.ClusterConfig, op: str, conc: int, seconds: float,
+                options: dict) -> tuple[int, float, list[float], float]:
     assert config.path is not None
-    async with WormSpaceClient.from_file(config.path, timeout=2.0) as client:
+    async with WormSpaceClient.from_file(config.path, timeout=2.0, **options) as client:
         cells = net_bench.Cells(client)
         await cells.read_segment()
         run = await cells.op(op, conc)
@@ -65,7 +65,11 @@ def main() -> int:
     ap.add_argument("--conc", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--thrifty", action="store_true",
+                    help="each phase to a majority first (client option thrifty=True)")
     args = ap.parse_args()
+    # Only passed when asked, so that trees whose client has no such option still run.
+    options = {"thrifty": True} if args.thrifty else {}
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory(prefix="wscpu-") as d:
             config = local_cluster.create(d, 3, "paxos", segment_size=net_bench.SEGMENT,
@@ -73,7 +77,7 @@ def main() -> int:
             local_cluster.up(config)
             try:
                 n, took, servers, client = run_loop(_cell(config, args.op, args.conc,
-                                                          args.seconds))
+                                                          args.seconds, options))
             finally:
                 local_cluster.down(config)
         total = sum(servers) + client

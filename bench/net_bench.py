@@ -135,19 +135,23 @@ OPS = ("read", "write", "capture+write")
 
 
 async def bench_mode(path: str, mode: str, concs: list[int], cell: float,
-                     procs: int = 1) -> list[dict]:
+                     procs: int = 1, thrifty: bool = False) -> list[dict]:
     """Every cell at every concurrency; ``procs`` > 1 splits each cell's concurrency over that
-    many client processes (each its own asyncio loop and connections), started together."""
+    many client processes (each its own asyncio loop and connections), started together.
+    ``thrifty``: the client's thrifty phases (one process only; rows say ``"thrifty": True``)."""
     if procs > 1:
         return await _bench_procs(path, mode, concs, cell, procs)
     rows = []
-    async with WormSpaceClient.from_file(path, timeout=2.0) as client:
+    options = {"thrifty": True} if thrifty else {}
+    async with WormSpaceClient.from_file(path, timeout=2.0, **options) as client:
         cells = Cells(client)
         await cells.read_segment()
         for conc in concs:
             for name in OPS:
                 lat, took = await run_cell(await cells.op(name, conc), conc, cell)
                 rows.append(_summary(mode, name, conc, 1, lat, took))
+                if thrifty:
+                    rows[-1]["thrifty"] = True
                 print(_row(rows[-1]), file=sys.stderr, flush=True)
     return rows
 

@@ -151,6 +151,16 @@ class Connection:
         self._backoff = self.backoff_min
         self._closed = False
         self.last_error: str | None = None
+        #: Until when (``time.monotonic()``) thrifty ops leave this server out of their
+        #: majorities: it let a hedge fire, or a request to it failed (see ``driver``).
+        self.slow_until = 0.0
+
+    def available(self, now: float) -> bool:
+        """Worth asking first at ``now`` (monotonic): not closed, not known to be down, not
+        recently slow. Requests to any server are always allowed; this only orders them."""
+        if self._closed or now < self.slow_until:
+            return False
+        return self._proto is not None or now >= self._down_until
 
     # -- sending ---------------------------------------------------------------------------------
 

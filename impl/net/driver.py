@@ -19,12 +19,27 @@ is not done, and some server refused with a higher ballot, the op ends PREEMPTED
 ballot) instead of waiting for servers that are down. With 3 servers, one down, one OK and one
 PREEMPTED, a core op would otherwise wait for the dead one until Unavailable; the caller now
 retries above the rival ballot (ending an attempt early is always safe).
+
+**Thrifty phases** (``prefer`` set; Paxos-WOR only): when an op starts a phase, which sends one
+message to every acceptor, the driver sends it to a majority only and holds the rest back, as a
+message loss the op already tolerates. The majority is the first available acceptors in a
+rotation that starts at ``prefer`` (the client passes the segment, so a segment's reads meet the
+servers its writes went to and the load spreads over segments); an acceptor whose connection is
+down, or which recently let a hedge fire, is skipped. Held messages are released (sent) at once
+when a request fails, when every request sent has its answer and the op is still undecided (a
+refusal: the op needs the rest), or when the op has waited ``hedge`` seconds (the acceptors that
+kept it waiting are then avoided for :data:`SLOW_FOR` seconds). It saves a third of the
+servers' work per operation; with one acceptor down it costs nothing (the rotation skips it
+after the first failed request). Safety does not depend on it: not sending is a lost message.
+Redundancy does: a thrifty write sits on exactly a majority (the client option is off by
+default; see :class:`.client.WormSpaceClient`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -67,15 +82,22 @@ def _rival(reply: Any) -> Ballot | None:
     return None
 
 
+#: Seconds an acceptor that let a hedge fire is left out of thrifty majorities.
+SLOW_FOR = 1.0
+
+
 async def run_op(
     op: SansIOOp, conns: Sequence[Connection], timeout: float, retries: int,
-    recorder: Recorder = OFF,
+    recorder: Recorder = OFF, *, prefer: int | None = None, hedge: float | None = None,
 ) -> OpResult:
     """Run ``op`` against ``conns`` (acceptor ``i`` is ``conns[i]``) until it is done.
 
     ``recorder``: the client's trace; each request sent is a ``send`` event (peer: the server
-    id), which trace validation against the protocol model needs."""
-    run = _Run(op, conns, timeout, retries, recorder)
+    id), which trace validation against the protocol model needs. ``prefer``: run thrifty
+    phases (see the module text), rotating from acceptor ``prefer % len(conns)``; ``hedge``:
+    seconds before held messages go out anyway (default ``timeout / 4``)."""
+    run = _Run(op, conns, timeout, retries, recorder, prefer,
+               timeout / 4 if hedge is None else hedge)
     try:
         return await run.done
     finally:
@@ -92,14 +114,19 @@ class _Run:
     :meth:`finish` drops both, so everything is freed by reference counting."""
 
     __slots__ = (
+        "asked",
         "attempt",
         "conns",
+        "deadline",
         "done",
         "errors",
         "handle",
+        "hedge",
+        "held",
         "loop",
         "op",
         "outstanding",
+        "prefer",
         "recorder",
         "retries",
         "rival",
@@ -108,7 +135,7 @@ class _Run:
     )
 
     def __init__(self, op: SansIOOp, conns: Sequence[Connection], timeout: float, retries: int,
-                 recorder: Recorder) -> None:
+                 recorder: Recorder, prefer: int | None = None, hedge: float = 0.0) -> None:
         self.op, self.conns, self.timeout, self.retries = op, conns, timeout, retries
         self.recorder = recorder
         self.loop = asyncio.get_running_loop()
@@ -118,8 +145,16 @@ class _Run:
         self.outstanding = 0
         self.rival: Ballot | None = None
         self.sent: list[tuple[Connection, int]] = []
-        self.send(op.start())
-        self.handle: asyncio.TimerHandle | None = self.loop.call_later(timeout, self.on_timeout)
+        # Thrifty phases: held-back requests of the current phase, by acceptor, and the
+        # acceptors asked in it that have not answered yet.
+        self.prefer = prefer if prefer is not None and len(conns) > 2 else None
+        self.held: dict[int, Any] = {}
+        self.asked: list[int] = []
+        self.hedge = hedge if self.prefer is not None and 0 < hedge < timeout else timeout
+        self.deadline = self.loop.time() + timeout
+        self.send(op.start(), True)
+        self.handle: asyncio.TimerHandle | None = self.loop.call_later(
+            self.hedge if self.held else timeout, self.on_timeout)
 
     def finish(self) -> None:
         """The op is decided (or abandoned): stop the timer, and forget the requests still
@@ -131,19 +166,49 @@ class _Run:
             conn.forget(rid)
         self.sent.clear()
 
-    def send(self, sends: Sequence[tuple[int, Any]]) -> None:
+    def send(self, sends: Sequence[tuple[int, Any]], phase: bool = False) -> None:
+        """Send ``sends``; ``phase``: they may start a phase, which a thrifty run sends to a
+        majority only (see the module text)."""
         conns, sent = self.conns, self.sent
+        if phase and self.prefer is not None and len(sends) == len(conns) \
+                and sends[0][1] is sends[-1][1]:
+            sends = self.thrifty(sends)
         for i, req in sends:
             if self.recorder.enabled:
                 self.recorder.send(conns[i].server.id, req)
             self.outstanding += 1
             sent.append((conns[i], conns[i].request_cb(req, functools.partial(self.on_reply, i))))
 
+    def thrifty(self, sends: Sequence[tuple[int, Any]]) -> list[tuple[int, Any]]:
+        """A phase's sends: those to the preferred majority; the others are held back."""
+        conns = self.conns
+        n = len(conns)
+        now = time.monotonic()
+        start = self.prefer % n  # type: ignore[operator]
+        order = [(start + k) % n for k in range(n)]
+        ready = [i for i in order if conns[i].available(now)]
+        quorum = n // 2 + 1
+        if len(ready) < quorum:
+            self.held, self.asked = {}, []
+            return list(sends)
+        asked = ready[:quorum]
+        self.asked = asked
+        self.held = {i: req for i, req in sends if i not in asked}
+        return [(i, req) for i, req in sends if i in asked]
+
+    def release(self) -> None:
+        """Send the held-back requests of this phase."""
+        held, self.held = self.held, {}
+        self.asked = []
+        self.send(list(held.items()))
+
     def on_reply(self, i: int, reply: Any, exc: BaseException | None) -> None:
         self.outstanding -= 1
         done = self.done
         if done.done():
             return
+        if i in self.asked:
+            self.asked.remove(i)
         if exc is not None:
             self.errors[i] = str(exc)
             if isinstance(exc, WrongKey) or (
@@ -151,17 +216,22 @@ class _Run:
             ):
                 done.set_exception(exc)
                 return
+            if self.held:
+                self.conns[i].slow_until = time.monotonic() + SLOW_FOR
+                self.release()
         else:
             self.errors.pop(i, None)
             seen = _rival(reply)
             if seen is not None and (self.rival is None or seen > self.rival):
                 self.rival = seen
             op = self.op
-            self.send(op.on_reply(i, reply))
+            self.send(op.on_reply(i, reply), True)
             if op.done:
                 assert op.result is not None
                 done.set_result(op.result)
                 return
+            if self.held and self.outstanding == 0:
+                self.release()  # a refusal (or a read that disagrees): the op needs the rest
         if self.outstanding == 0 and self.rival is not None:
             # Every request has its answer or failed, and a rival ballot refused us: the op
             # waits for servers that are down (e.g. 1 OK + 1 PREEMPTED of 3, the third dead).
@@ -170,6 +240,17 @@ class _Run:
 
     def on_timeout(self) -> None:
         if self.done.done():
+            return
+        now = self.loop.time()
+        if now < self.deadline - 1e-4:
+            # A hedge: send what is held, avoid the acceptors that kept us waiting.
+            if self.held:
+                until = time.monotonic() + SLOW_FOR
+                for i in self.asked:
+                    self.conns[i].slow_until = until
+                self.release()
+            self.handle = self.loop.call_later(min(self.hedge, self.deadline - now),
+                                               self.on_timeout)
             return
         self.attempt += 1
         timeout, retries = self.timeout, self.retries
@@ -181,7 +262,11 @@ class _Run:
                 f"no quorum of {', '.join(c.server.id for c in self.conns)} answered within "
                 f"{retries + 1} attempts ({waited:g} s)" + (f" ({detail})" if detail else "")))
             return
+        self.held, self.asked = {}, []  # the resend goes to every acceptor not yet answered
         self.send(self.op.retry())
         # Back off: a resend to a server that is merely slow adds to its queue, and resending
         # at a fixed pace under overload snowballs.
-        self.handle = self.loop.call_later(timeout * min(2**self.attempt, 8), self.on_timeout)
+        wait = timeout * min(2**self.attempt, 8)
+        self.deadline = now + wait
+        self.handle = self.loop.call_later(
+            wait if self.prefer is None else min(self.hedge, wait), self.on_timeout)
