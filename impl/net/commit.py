@@ -15,7 +15,8 @@ could count a promise or an accept that the restarted server no longer has. So a
 handling order, each after the fsync that covers everything handled before it; a request
 arriving when nothing is pending is answered at once.
 
-With a non-durable store (``MemoryStore``) records are kept at once and actions run at once.
+With a non-durable store (``MemoryStore``) records are kept at once and actions run at once;
+it is compacted on the loop by the same rule as the durable log, so its memory stays bounded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from ..core.records import AcceptorState, Record
+from ..storage.log import LogSwitchError
 from ..storage.store import StateStore
 
 log = logging.getLogger("wormspace.server")
@@ -70,6 +72,9 @@ class GroupCommit:
             if records:
                 self.store.persist(records)
                 self.records_persisted += len(records)
+                if self.store.wants_compaction():  # memory stays bounded (no disk, no thread)
+                    self.store.compact(self.state())
+                    self.compactions += 1
             action()
             return
         if records:
@@ -147,7 +152,15 @@ class GroupCommit:
     def _compacted(self, exc: BaseException | None) -> None:
         self._in_flight = self._compacting = False
         self.compactions += exc is None
-        if exc is not None:  # a failed compaction leaves the old log in place
+        if isinstance(exc, LogSwitchError):
+            # The new log is in use but its rename may not survive a crash: what we append
+            # now could vanish with it. As after a failed fsync: acknowledge nothing more.
+            self._failed = True
+            log.critical("compaction: %s; no reply will be sent; the server must restart "
+                         "from its log", exc)
+            self.on_failure(exc)
+            return
+        if exc is not None:  # a failed compaction leaves the old log in place, still in use
             log.error("compaction failed (the log is unchanged): %s", exc)
         if self._actions:
             self._start()

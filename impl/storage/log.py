@@ -15,8 +15,11 @@ nothing disappears silently: a *corrupt* (rather than *torn*) tail means the dis
 that may have been acknowledged, which a person should look at.
 
 Compaction: :meth:`RecordLog.rewrite` writes a new log holding only the given records to a
-temporary file, fsyncs it, renames it over the log and fsyncs the directory, so a crash leaves
-either the old log or the new one, never a mix.
+temporary file, fsyncs it, opens and locks it, renames it over the log and fsyncs the directory,
+so a crash leaves either the old log or the new one, never a mix. Everything that can fail
+before the rename leaves the old log in place and in use; after the rename the log switches to
+the new file at once, and a failure to make the rename durable is a :class:`LogSwitchError`
+(appends must not be acknowledged any more: a crash could bring back the old log).
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ MAX_RECORD = 64 * 1024 * 1024
 
 class LogError(Exception):
     """The log cannot be used: not a log file, in use by another process, or an I/O failure."""
+
+
+class LogSwitchError(LogError):
+    """A compaction renamed the new log into place but could not make the rename durable: after
+    a crash the old log may be back, without what is appended from now on. Nothing appended may
+    be acknowledged any more (treat it as a failed fsync); a restart recovers from either log."""
 
 
 @dataclass(frozen=True)
@@ -168,16 +177,33 @@ class RecordLog:
         return written
 
     def rewrite(self, payloads: Iterable[object]) -> None:
-        """Replace the whole log by ``payloads`` atomically (compaction)."""
+        """Replace the whole log by ``payloads`` atomically (compaction).
+
+        The new file is written, fsynced, opened and locked under a temporary name first: if
+        any of that, or the rename, fails, the old log stays in place and in use (appends keep
+        going to the file at :attr:`path`). Once renamed, the open file *is* the log; if the
+        directory fsync then fails, :class:`LogSwitchError`."""
         items = list(payloads)
-        _create(self.path, items)
-        # The old fd (and its lock) refer to the replaced file: reopen and relock the new one.
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.close(self._fd)
-        self._fd = fd
-        self.size = os.fstat(fd).st_size
-        self.records = len(items)
+        tmp = self.path + ".tmp"
+        fd, size = _write_new(tmp, items)
+        try:
+            os.replace(tmp, self.path)
+        except BaseException:
+            os.close(fd)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        old, self._fd = self._fd, fd
+        self.size, self.records = size, len(items)
+        os.close(old)
+        try:
+            fsync_dir(os.path.dirname(self.path))
+        except OSError as exc:
+            raise LogSwitchError(f"{self.path}: compacted log renamed into place, but the "
+                                 f"directory fsync failed ({exc}): the rename may not survive "
+                                 f"a crash") from exc
 
     def close(self) -> None:
         """Close the file (appended but unsynced records may be lost, as in a crash)."""
@@ -189,14 +215,29 @@ class RecordLog:
 def _create(path: str, payloads: list[object]) -> None:
     """Write a complete log to a temporary file, fsync, rename into place, fsync the dir."""
     tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        _write_all(fd, MAGIC + b"".join(encode_record(p) for p in payloads))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fd, _ = _write_new(tmp, payloads)
+    os.close(fd)
     os.replace(tmp, path)
     fsync_dir(os.path.dirname(path))
+
+
+def _write_new(tmp: str, payloads: list[object]) -> tuple[int, int]:
+    """Write a complete log to ``tmp`` and fsync it; returns it open for appending and locked,
+    with its size. On any failure nothing is left open, and ``tmp`` is removed."""
+    data = MAGIC + b"".join(encode_record(p) for p in payloads)
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return fd, len(data)
 
 
 def _drop_tail(path: str, fd: int, data: bytes, good: int, reason: str) -> Dropped:

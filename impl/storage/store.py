@@ -158,8 +158,11 @@ class MemoryStore:
         return True
 
     def wants_compaction(self) -> bool:
-        """Whether ``compact_after`` records were kept since the last compaction."""
-        return len(self.records) - self.live >= self.compact_after
+        """Whether the kept records are ``compact_after`` more than, and twice, the live ones
+        (the durable store's rule: compaction costs the live state, so it waits for as much
+        garbage)."""
+        kept = len(self.records)
+        return kept - self.live >= self.compact_after and kept >= 2 * self.live
 
     def compact(self, state: AcceptorState) -> None:
         """Replace the kept records by a snapshot of ``state``."""

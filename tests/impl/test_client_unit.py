@@ -223,6 +223,64 @@ def test_group_commit_compacts_in_the_worker_from_a_copy():
     assert snapshot == {w0: WorState((1, 1))} and thread.startswith("fsync")
 
 
+def test_a_compaction_whose_rename_may_not_be_durable_stops_all_replies():
+    """LogSwitchError from a compaction is a durability failure, like a failed fsync: the
+    server is told (on_failure) and nothing handled afterwards is acknowledged. Any other
+    compaction failure leaves the old log in use and replies go on."""
+    from wormspace.impl.core.records import AcceptorState
+    from wormspace.impl.storage import LogSwitchError
+
+    w0 = WorId(0, Kind.DATA, 0)
+
+    class _FailingCompaction(_CompactingStore):
+        def __init__(self, exc: Exception) -> None:
+            super().__init__()
+            self.exc = exc
+            self.compact_gate.set()
+
+        def compact(self, state):
+            self.want = False
+            raise self.exc
+
+    async def scenario(exc: Exception) -> tuple[list[str], list[BaseException]]:
+        store = _FailingCompaction(exc)
+        failures: list[BaseException] = []
+        gc = GroupCommit(store, lambda: AcceptorState(), failures.append)  # type: ignore[arg-type]
+        ran: list[str] = []
+        gc.after_durable([WorRecord(w0, WorState((1, 1)))], lambda: ran.append("w0"))
+        await asyncio.sleep(0.05)  # persisted, then the compaction failed
+        gc.after_durable([WorRecord(w0, WorState((2, 2)))], lambda: ran.append("w1"))
+        gc.after_durable([], lambda: ran.append("read"))
+        await asyncio.sleep(0.05)
+        gc.close()
+        return ran, failures
+
+    ran, failures = asyncio.run(scenario(LogSwitchError("dir fsync failed")))
+    assert ran == ["w0"] and len(failures) == 1 and isinstance(failures[0], LogSwitchError)
+    ran, failures = asyncio.run(scenario(OSError(28, "no space left")))
+    assert ran == ["w0", "w1", "read"] and failures == []
+
+
+def test_a_memory_store_behind_group_commit_is_compacted():
+    """MemoryStore (benchmarks) is compacted too, so a long run does not keep every record:
+    rewriting one WOR 50 times leaves its last state, not 50 records."""
+    from wormspace.impl.core.records import AcceptorState
+    from wormspace.impl.storage import MemoryStore
+
+    w = WorId(0, Kind.DATA, 0)
+    state = AcceptorState()
+    store = MemoryStore(compact_after=10)
+    gc = GroupCommit(store, lambda: state, lambda e: None)
+    acked = []
+    for k in range(1, 51):
+        state.wors[w] = WorState((k, 1))
+        gc.after_durable([WorRecord(w, state.wors[w])], lambda k=k: acked.append(k))
+    assert acked == list(range(1, 51))
+    # compacted at the 10th record (10 kept, 0 live), then whenever 10 more piled up on top
+    # of the 1 live one: 5 times, the last one at the 50th, which leaves just the live state
+    assert gc.compactions == 5 and store.records == [WorRecord(w, WorState((50, 1)))]
+
+
 # -- client against in-process servers ---------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from wormspace.impl.core import (
 from wormspace.impl.storage import (
     DurableStore,
     LogError,
+    LogSwitchError,
     MemoryStore,
     RecordLog,
     StorageError,
@@ -190,6 +191,54 @@ def test_acceptor_state_survives_reopen_and_compaction(tmp_path: Path) -> None:
     assert state == acc.state
     assert state.trimmed and all(w.segment not in state.trimmed for w in state.wors)
     store.close()
+
+
+def _contents(path: Path) -> list[object]:
+    log, payloads, _ = RecordLog.open(str(path))
+    log.close()
+    return payloads
+
+
+@pytest.mark.parametrize("failing", ["fsync", "flock", "replace"])
+def test_a_rewrite_that_fails_before_the_rename_keeps_the_old_log_in_use(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    path = tmp_path / "acceptor.log"
+    log = committed_log(path, 5)
+    target = {"fsync": os, "flock": __import__("fcntl"), "replace": os}[failing]
+    real = getattr(target, failing)
+
+    def broken(*args: object, **kw: object) -> object:
+        raise OSError(28, f"{failing} failed (injected)")
+
+    monkeypatch.setattr(target, failing, broken)
+    with pytest.raises(OSError, match="injected"):
+        log.rewrite([payload(0)])
+    monkeypatch.setattr(target, failing, real)
+    # Appends still reach the file at the path: nothing written after the failure is lost.
+    log.commit([payload(5)])
+    log.close()
+    assert _contents(path) == [payload(i) for i in range(6)]
+    assert not (tmp_path / "acceptor.log.tmp").exists()
+
+
+def test_a_rewrite_switches_to_the_new_file_even_if_the_dir_fsync_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "acceptor.log"
+    log = committed_log(path, 5)
+    import wormspace.impl.storage.log as logmod
+
+    def broken(directory: str) -> None:
+        raise OSError(5, "directory fsync failed (injected)")
+
+    monkeypatch.setattr(logmod, "fsync_dir", broken)
+    with pytest.raises(LogSwitchError, match="rename may not survive"):
+        log.rewrite([payload(1), payload(3)])
+    monkeypatch.undo()
+    # The renamed file is the log now: later appends land in it, not in the replaced one.
+    log.commit([payload(9)])
+    log.close()
+    assert _contents(path) == [payload(1), payload(3), payload(9)]
+    assert isinstance(LogSwitchError("x"), LogError)
 
 
 def test_compaction_reclaims_trimmed_segments(tmp_path: Path) -> None:
