@@ -204,6 +204,10 @@ class WormPaxos:
         self.segment: int | None = None
         self._caps: list[Capture] = []
         self._next_off = 0
+        #: Which election the leader state comes from: a write's failure deposes only the
+        #: term that wrote it (an older term's late PREEMPTED, often from our own takeover,
+        #: must not depose the term elected since).
+        self._term = 0
         self._lock = asyncio.Lock()  # elections and segment changes, one at a time
 
     @property
@@ -279,7 +283,7 @@ class WormPaxos:
             self._flush()
 
     async def _write_batch(self, batch: list[_Queued]) -> None:
-        address, cap = await self._take_slot()  # NotLeader: every proposal in it retries
+        address, cap, term = await self._take_slot()  # NotLeader: every proposal retries
         if len(batch) == 1:
             entry = encode_command(batch[0].pid, batch[0].payload)
         else:
@@ -292,7 +296,7 @@ class WormPaxos:
             # The slot may stay a hole that only a takeover fills: a later proposal of
             # ours, chosen above it, would wait forever to be applied. Step down, so the
             # next proposal elects again and the takeover fills (or keeps) this slot.
-            self._step_down(f"write at {address} failed: {type(exc).__name__}")
+            self._step_down(f"write at {address} failed: {type(exc).__name__}", term)
             raise
         if outcome is Outcome.OK:
             if len(batch) > 1:
@@ -303,7 +307,7 @@ class WormPaxos:
         elif outcome is Outcome.PREEMPTED:
             # A new leader captured our slot: we are deposed. The slot is theirs to fill.
             self._drop_waiters(address, waiters)
-            self._step_down(f"write at {address} preempted")
+            self._step_down(f"write at {address} preempted", term)
             raise NotLeader(f"write at {address} preempted")
         else:  # ALREADY_WRITTEN: cannot happen with our own fresh captures; learn it
             try:
@@ -315,7 +319,8 @@ class WormPaxos:
                 # Impossible for a correct cluster (a finished write leaves a chosen value), but
                 # never leave proposers waiting on it: they retry, as after a preemption.
                 self._drop_waiters(address, waiters)
-                self._step_down(f"write at {address} answered ALREADY_WRITTEN but reads EMPTY")
+                self._step_down(f"write at {address} answered ALREADY_WRITTEN but reads EMPTY",
+                                term)
                 raise NotLeader(f"address {address}: already written but reads EMPTY")
             self._known[address] = value
             self._advance()
@@ -349,8 +354,9 @@ class WormPaxos:
         if self._waiters.get(address) is waiters:
             del self._waiters[address]
 
-    async def _take_slot(self) -> tuple[int, Capture]:
-        """The next address of our segment and its capture id (electing or extending first)."""
+    async def _take_slot(self) -> tuple[int, Capture, int]:
+        """The next address of our segment, its capture id and our term (electing or extending
+        first)."""
         if self.segment is None or self._next_off >= self.size:
             async with self._lock:
                 if self.segment is None:
@@ -360,7 +366,7 @@ class WormPaxos:
         assert self.segment is not None
         off = self._next_off
         self._next_off += 1
-        return self.segment * self.size + off, self._caps[off]
+        return self.segment * self.size + off, self._caps[off], self._term
 
     async def elect(self) -> bool:
         """Become the leader (allocating the next segment); False if another contender won."""
@@ -376,6 +382,7 @@ class WormPaxos:
     async def _elect(self) -> None:
         await self.sync()
         self.stats.elections += 1
+        self._term += 1
         first = self.next_apply // self.size
         for _ in range(self.max_attempts):
             last = await last_allocated(self.client, first)
@@ -446,8 +453,9 @@ class WormPaxos:
             self._known[seg * self.size + lo + i] = v
         self._advance()
 
-    def _step_down(self, why: str) -> None:
-        if self.segment is None:
+    def _step_down(self, why: str, term: int | None = None) -> None:
+        """Give up the leadership (of ``term`` only, if given: a later term stays)."""
+        if self.segment is None or (term is not None and term != self._term):
             return
         log.info("%s: no longer leader (%s)", self.node_id, why)
         self.stats.step_downs += 1

@@ -101,7 +101,7 @@ def test_failover_keeps_chosen_commands_and_fills_holes_with_noop(cluster):
         p = a.paxos
         # A "crashes" mid-pipeline: slots 3 and 5 are written (chosen), 4 never is.
         slots = [await p._take_slot() for _ in range(3)]
-        for (addr, cap), key in ((slots[0], "s3"), (slots[2], "s5")):
+        for (addr, cap, _term), key in ((slots[0], "s3"), (slots[2], "s5")):
             entry = encode_command((p.proposer, 1000 + addr), msgpack.packb(["put", key, b"c"]))
             assert await ca.write(addr, entry, cap) is Outcome.OK
         hole = slots[1][0]
@@ -455,6 +455,43 @@ def test_already_written_but_empty_read_retries_instead_of_hanging(inproc):
         ca.write, ca.read = write, read
         result = await asyncio.wait_for(a.propose(b"x"), 10)
         assert la == [b"x"] and result == 1 and a.stats.step_downs == 1
+        await ca.close()
+
+    run(scenario())
+
+
+def test_an_old_terms_preempted_write_does_not_depose_the_new_term(inproc):
+    """A write of term 1 answering PREEMPTED after the replica was elected again (here its own
+    takeover captured that slot) must not depose term 2: its proposals retry in term 2."""
+    from wormspace.impl.core.ops import Outcome
+
+    async def scenario():
+        ca = WormSpaceClient(inproc)
+        la: list[bytes] = []
+        a = WormPaxos(ca, "A", _seq_sm(la), base=70, max_batch=1)
+        await a.propose(b"first")  # term 1
+        real_write = ca.write
+        gate = asyncio.Event()
+        held: list[int] = []
+
+        async def write(address, value, cid=None):
+            if not held:
+                held.append(address)
+                await gate.wait()
+                return Outcome.PREEMPTED
+            return await real_write(address, value, cid)
+
+        ca.write = write
+        old = asyncio.ensure_future(a.propose(b"old"))
+        while not held:
+            await asyncio.sleep(0.005)
+        a._step_down("forced: as after another write's failure")
+        await asyncio.wait_for(a.propose(b"new"), 10)  # term 2 (takes over term 1's slots)
+        assert a.is_leader and a.stats.step_downs == 1
+        gate.set()  # term 1's write answers PREEMPTED now
+        await asyncio.wait_for(old, 10)
+        assert a.is_leader and a.stats.step_downs == 1 and a.stats.elections == 2
+        assert la == [b"first", b"new", b"old"]
         await ca.close()
 
     run(scenario())
