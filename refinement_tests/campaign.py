@@ -724,7 +724,11 @@ def check_wormpaxos(events: Sequence[Mapping[str, Any]], spans: Sequence[Span],
                                  f"address {ev['index']} with payload {_short(payload.hex())}, "
                                  f"not the proposed {_short(prop.args.get('payload'))}",
                                  (*index.of(prop), ev)))
-    for line in smr.check_history(proposals, applies, linearizable=True):
+    def show(i: int) -> str:  # the combined index, as the trace has it: address.pos
+        address, pos = divmod(i, MAX_BATCH)
+        return f"{address}.{pos}"
+
+    for line in smr.check_history(proposals, applies, linearizable=True, show=show):
         shown = [ev for (node, pid), ev in apply_ev.items() if repr(pid) in line][:4]
         shown += [e for p in proposals if repr(p.command) in line
                   for e in index.of(payload_of.get(p.command))][:4]

@@ -184,7 +184,8 @@ ProposalLike = Proposal | Mapping[str, Any]
 
 def check_history(proposals: Sequence[ProposalLike],
                   applies: Mapping[Hashable, Sequence[tuple[int, Hashable]]],
-                  linearizable: bool = False) -> list[str]:
+                  linearizable: bool = False,
+                  show: Callable[[int], str] = str) -> list[str]:
     """Check a recorded SMR history; ``[]`` if explained, else readable violations.
 
     ``proposals``: every proposal a client made (:class:`Proposal`, or a dict with the same
@@ -208,6 +209,9 @@ def check_history(proposals: Sequence[ProposalLike],
     * with ``linearizable``, **real time**: if a command was acknowledged before another was
       first invoked, it is at a lower index. A retried command counts from its first
       invocation and its first acknowledgement.
+
+    ``show`` writes an index in the messages (e.g. as ``address.position`` when the caller
+    combined the two into one int).
     """
     props = [_proposal(p, k) for k, p in enumerate(proposals)]
     out: list[str] = []
@@ -218,28 +222,30 @@ def check_history(proposals: Sequence[ProposalLike],
         for n, entry in enumerate(seq):
             i, cmd = _entry(r, n, entry)
             if i <= last:
-                out.append(f"order: replica {r!r} applied index {i} after index {last}")
+                out.append(f"order: replica {r!r} applied index {show(i)} after index "
+                           f"{show(last)}")
             last = max(last, i)
             if i in merged and merged[i] != cmd:
-                out.append(f"agreement: index {i} is {merged[i]!r} at replica {where[i]!r} "
+                out.append(f"agreement: index {show(i)} is {merged[i]!r} at replica {where[i]!r} "
                            f"but {cmd!r} at replica {r!r}")
             merged.setdefault(i, cmd)
             where.setdefault(i, r)
-    out += _prefix_violations(applies, merged)
+    out += _prefix_violations(applies, merged, show)
     proposed = {p.command for p in props}
     index_of: dict[Hashable, int] = {}
     for i in sorted(merged):
         cmd = merged[i]
         if cmd not in proposed:
-            out.append(f"proposed: {cmd!r} applied at index {i} was never proposed")
+            out.append(f"proposed: {cmd!r} applied at index {show(i)} was never proposed")
         if cmd in index_of:
-            out.append(f"once: {cmd!r} applied at index {index_of[cmd]} and again at {i}")
+            out.append(f"once: {cmd!r} applied at index {show(index_of[cmd])} and again at "
+                       f"{show(i)}")
         else:
             index_of[cmd] = i
     acked = sorted({p.command for p in props if p.acknowledged} - set(index_of), key=repr)
     out += [f"acknowledged: {c!r} was acknowledged but no replica applied it" for c in acked]
     if linearizable:
-        out += _real_time_violations(props, index_of)
+        out += _real_time_violations(props, index_of, show)
     return out
 
 
@@ -281,7 +287,8 @@ def _entry(r: Hashable, n: int, entry: Any) -> tuple[int, Hashable]:
 
 
 def _prefix_violations(applies: Mapping[Hashable, Sequence[tuple[int, Hashable]]],
-                       merged: Mapping[int, Hashable]) -> list[str]:
+                       merged: Mapping[int, Hashable],
+                       show: Callable[[int], str] = str) -> list[str]:
     """A replica that applied up to index ``j`` must have applied every merged index below
     ``j`` (one sorted pass per replica over the merged indices)."""
     order = sorted(merged)
@@ -293,14 +300,15 @@ def _prefix_violations(applies: Mapping[Hashable, Sequence[tuple[int, Hashable]]
         top = max(mine)
         for i in order[:bisect.bisect_left(order, top)]:
             if i not in mine:
-                out.append(f"prefix: replica {r!r} applied index {top} but skipped index {i} "
+                out.append(f"prefix: replica {r!r} applied index {show(top)} but skipped index "
+                           f"{show(i)} "
                            f"({merged[i]!r}, applied elsewhere)")
                 break
     return out
 
 
-def _real_time_violations(props: Sequence[Proposal], index_of: Mapping[Hashable, int]
-                          ) -> list[str]:
+def _real_time_violations(props: Sequence[Proposal], index_of: Mapping[Hashable, int],
+                          show: Callable[[int], str] = str) -> list[str]:
     """If ``c1`` was acknowledged before ``c2`` was first invoked, ``c1``'s index is lower.
 
     Acknowledgements sorted by time with a running maximum of their indices: for each
@@ -327,5 +335,6 @@ def _real_time_violations(props: Sequence[Proposal], index_of: Mapping[Hashable,
         if k and best[k - 1][0] > i2:
             i1, c1, t1 = best[k - 1]
             out.append(f"real time: {c1!r} was acknowledged at {t1:g} before {c2!r} was invoked "
-                       f"at {first_invoke[c2]:g}, but is at index {i1}, above {c2!r} at {i2}")
+                       f"at {first_invoke[c2]:g}, but is at index {show(i1)}, above {c2!r} at "
+                       f"{show(i2)}")
     return out

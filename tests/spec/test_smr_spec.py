@@ -85,6 +85,19 @@ def test_each_violation_is_named(change: object, word: str) -> None:
     assert out and all(v.startswith(word) for v in out), out
 
 
+@pytest.mark.parametrize(("change", "shown"), [
+    (lambda p, a: a["r2"].__setitem__(1, (2, "z")), "index 0.2"),
+    (lambda p, a: a["r2"].reverse(), "index 0.0 after index 0.2"),
+    (lambda p, a: a["r2"].__setitem__(1, (3, "z")), "applied index 0.3 but skipped index 0.2"),
+    (lambda p, a: a["r1"].append((4, "x")), "at index 0.0 and again at 0.4"),
+])
+def test_indices_are_written_by_show(change: object, shown: str) -> None:
+    props, applies = good_history()
+    change(props, applies)  # type: ignore[operator]
+    out = check_history(props, applies, show=lambda i: f"{i // 100}.{i % 100}")
+    assert any(shown in v for v in out), out
+
+
 def test_real_time_order_only_with_the_option() -> None:
     # y was acknowledged at 2, z invoked at 3, but z sits below y.
     props = [Proposal("a", "y", 0, 2, OK), Proposal("b", "z", 3, 4, OK)]
