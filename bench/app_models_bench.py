@@ -17,9 +17,9 @@ import time
 import tokenize
 from pathlib import Path
 
+from wormspace.catalog import BY_NAME
 from wormspace.checker.explore import check
 from wormspace.checker.registry import instantiate
-from wormspace.catalog import BY_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from wormspace.model.apps import space as S
 from wormspace.spec import wor
 
@@ -59,7 +58,7 @@ def test_a_write_without_the_capture_check_is_not_linearizable(monkeypatch):
     real = S.write
 
     def careless(sp, s, off, p, v, *, flaky=False):
-        val, _own, prop = sp[s][2][off]
+        val, _own, _prop = sp[s][2][off]
         if val == 0:
             return [(S.OK, S._reg(sp, s, off, (v, p + 1, 0)))]
         return real(sp, s, off, p, v, flaky=flaky)
