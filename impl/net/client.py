@@ -66,7 +66,7 @@ from . import cluster as cluster_file
 from .chain_ops import ChainSealOp, ChainTrimOp
 from .cluster import ClusterConfig
 from .connection import ClientError, Connection, ServerError, ServerUnreachable, WrongKey
-from .driver import SansIOOp, Unavailable, run_op
+from .driver import Hedge, SansIOOp, Unavailable, run_op
 from .segments import AddressSpace, BadAddress
 
 log = logging.getLogger("wormspace.client")
@@ -192,7 +192,8 @@ class WormSpaceClient:
     if set, else off); ``node`` names the client in traces (default ``c<client_id>``).
     ``thrifty`` (Paxos-WOR, off by default): each phase of a capture, write or read goes to a
     majority first (chosen per segment), the rest only if one fails, refuses or is slower than
-    ``hedge`` seconds (default ``timeout / 4``); trim and seal always go to every server. It
+    ``hedge`` seconds (default: four times the recent op latency, 2 ms to ``timeout / 4``; see
+    :class:`.driver.Hedge`); trim and seal always go to every server. It
     saves about a fifth to a third of the cluster's CPU per operation (``bench/RESULTS.md``),
     at a price in redundancy: an acknowledged write is then on exactly a majority, which is
     what Paxos-WOR guarantees (any ``f`` of ``2f+1`` servers may fail) and no more, whereas by
@@ -221,7 +222,8 @@ class WormSpaceClient:
         self.epoch = config.epoch
         self.timeout, self.retries, self.max_preempt = timeout, retries, max_preempt
         self.thrifty = thrifty and not self.chain
-        self.hedge = hedge
+        self.hedge: float | Hedge = (
+            hedge if hedge is not None else Hedge(ceiling=max(0.002, timeout / 4)))
         self.client_id = client_id if client_id is not None else secrets.randbelow(2**62) + 1
         self.bugs = bugs
         self.ballots = BallotCounter(self.client_id, bugs=bugs)

@@ -28,11 +28,13 @@ servers its writes went to and the load spreads over segments); an acceptor whos
 down, or which recently let a hedge fire, is skipped. Held messages are released (sent) at once
 when a request fails, when every request sent has its answer and the op is still undecided (a
 refusal: the op needs the rest), or when the op has waited ``hedge`` seconds (the acceptors that
-kept it waiting are then avoided for :data:`SLOW_FOR` seconds). It saves a third of the
-servers' work per operation; with one acceptor down it costs nothing (the rotation skips it
-after the first failed request). Safety does not depend on it: not sending is a lost message.
-Redundancy does: a thrifty write sits on exactly a majority (the client option is off by
-default; see :class:`.client.WormSpaceClient`).
+kept it waiting are then avoided for :data:`SLOW_FOR` seconds). The hedge is a fixed delay or a
+:class:`Hedge`, which follows the recent op latency: the default answer of three servers is
+"the fastest two", so a thrifty op must not wait long for a slow one (an fsync stall, say).
+It saves a third of the servers' work per operation; with one acceptor down it costs nothing
+(the rotation skips it after the first failed request). Safety does not depend on it: not
+sending is a lost message. Redundancy does: a thrifty write sits on exactly a majority (the
+client option is off by default; see :class:`.client.WormSpaceClient`).
 """
 
 from __future__ import annotations
@@ -86,22 +88,61 @@ def _rival(reply: Any) -> Ballot | None:
 SLOW_FOR = 1.0
 
 
+class Hedge:
+    """An adaptive hedge delay: ``factor`` times the recent latency of the ops that used it
+    (a moving average over about 16 ops), within ``[floor, ceiling]`` seconds."""
+
+    __slots__ = ("avg", "ceiling", "factor", "floor")
+
+    def __init__(self, floor: float = 0.002, ceiling: float = 0.25, factor: float = 4.0) -> None:
+        if not 0 < floor <= ceiling or factor <= 0:
+            raise ValueError(f"hedge needs 0 < floor <= ceiling and factor > 0, got floor "
+                             f"{floor!r}, ceiling {ceiling!r}, factor {factor!r}")
+        self.floor, self.ceiling, self.factor = floor, ceiling, factor
+        self.avg: float | None = None  # nothing seen yet: hedge at the ceiling
+
+    def delay(self) -> float:
+        """The hedge for an op starting now."""
+        if self.avg is None:
+            return self.ceiling
+        return min(self.ceiling, max(self.floor, self.factor * self.avg))
+
+    def observe(self, seconds: float) -> None:
+        """An op that used this hedge took ``seconds``."""
+        avg = self.avg
+        self.avg = seconds if avg is None else avg + (seconds - avg) / 16
+
+
 async def run_op(
     op: SansIOOp, conns: Sequence[Connection], timeout: float, retries: int,
-    recorder: Recorder = OFF, *, prefer: int | None = None, hedge: float | None = None,
+    recorder: Recorder = OFF, *, prefer: int | None = None,
+    hedge: float | Hedge | None = None,
 ) -> OpResult:
     """Run ``op`` against ``conns`` (acceptor ``i`` is ``conns[i]``) until it is done.
 
     ``recorder``: the client's trace; each request sent is a ``send`` event (peer: the server
     id), which trace validation against the protocol model needs. ``prefer``: run thrifty
     phases (see the module text), rotating from acceptor ``prefer % len(conns)``; ``hedge``:
-    seconds before held messages go out anyway (default ``timeout / 4``)."""
-    run = _Run(op, conns, timeout, retries, recorder, prefer,
-               timeout / 4 if hedge is None else hedge)
+    seconds before held messages go out anyway, or a :class:`Hedge` that adapts them to the
+    latency it sees (default ``timeout / 4``)."""
+    if isinstance(hedge, Hedge):
+        adaptive: Hedge | None = hedge
+        delay = hedge.delay()
+    else:
+        adaptive, delay = None, timeout / 4 if hedge is None else hedge
+    run = _Run(op, conns, timeout, retries, recorder, prefer, delay)
+    if adaptive is None or run.prefer is None:
+        try:
+            return await run.done
+        finally:
+            run.finish()
+    start = run.loop.time()
     try:
-        return await run.done
+        result = await run.done
     finally:
         run.finish()
+    adaptive.observe(run.loop.time() - start)
+    return result
 
 
 class _Run:

@@ -234,3 +234,41 @@ def test_a_timeout_resends_to_every_unanswered_acceptor(prefer):
         assert (await task).outcome is Outcome.EMPTY
 
     run(scenario())
+
+
+def test_the_adaptive_hedge_follows_the_recent_latency():
+    h = driver.Hedge(floor=0.002, ceiling=0.25, factor=4)
+    assert h.delay() == 0.25  # nothing seen yet: the most patient
+    h.observe(0.010)
+    assert h.delay() == pytest.approx(0.040)
+    for _ in range(200):
+        h.observe(0.0001)
+    assert h.delay() == 0.002  # the floor
+    for _ in range(200):
+        h.observe(1.0)
+    assert h.delay() == 0.25  # the ceiling
+    for bad in ({"floor": 0}, {"floor": 0.3, "ceiling": 0.2}, {"factor": 0}):
+        with pytest.raises(ValueError, match="hedge needs"):
+            driver.Hedge(**bad)
+
+
+def test_with_an_adaptive_hedge_a_slow_server_costs_a_few_op_latencies_not_the_ceiling():
+    async def scenario() -> None:
+        conns = [FakeConn(f"s{i}") for i in range(3)]
+        hedge = driver.Hedge(floor=0.002, ceiling=1.0, factor=4)
+        hedge.observe(0.005)  # ops have been taking 5 ms: hedge at 20 ms
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        task = asyncio.ensure_future(driver.run_op(
+            ReadOp(W, B, 3), conns, timeout=5, retries=1, prefer=0, hedge=hedge))
+        await _settle()
+        conns[0].answer(empty)  # s1 never answers
+        while not conns[2].sent:
+            await asyncio.sleep(0.002)
+        released = loop.time() - start
+        assert 0.015 <= released < 0.5, released
+        conns[2].answer(empty)
+        assert (await task).outcome is Outcome.EMPTY
+        assert hedge.avg is not None and hedge.avg > 0.005  # it saw this slow op
+
+    run(scenario())
