@@ -33,7 +33,7 @@ from typing import Any
 from wormspace.impl.apps.wormlog import WormLog
 from wormspace.impl.apps.wormpaxos import KVStore
 from wormspace.impl.apps.wormtx import COMMIT, Ops, ResourceManager, WormTX
-from wormspace.impl.net import eventloop, local_cluster
+from wormspace.impl.net import eventloop, gctune, local_cluster
 from wormspace.impl.net.client import WormSpaceClient
 
 SEGMENT = 1024
@@ -57,6 +57,9 @@ def cluster(nodes: int, protocol: str, memory: bool):
 async def run_cell(op: Callable[[], Awaitable[Any]], conc: int, seconds: float
                    ) -> dict[str, Any]:
     """``conc`` workers call ``op`` until the deadline (or MAX_OPS); latencies and rate."""
+    # The client's garbage-collector setting for long runs (impl/net/gctune.py; the servers
+    # apply it themselves); WORMSPACE_GC=default turns it off, for A/B runs.
+    gctune.tune()
     lat: list[float] = []
     deadline = time.perf_counter() + seconds
 

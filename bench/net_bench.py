@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from wormspace.impl.net import eventloop, local_cluster
+from wormspace.impl.net import eventloop, gctune, local_cluster
 from wormspace.impl.net.client import Capture, WormSpaceClient
 
 SEGMENT = 1024
@@ -51,6 +51,9 @@ async def run_cell(
     op: Callable[[], Awaitable[bool]], conc: int, seconds: float
 ) -> tuple[list[float], float]:
     """``conc`` workers call ``op`` until the deadline or until it returns False."""
+    # The client's garbage-collector setting for long runs (impl/net/gctune.py; the servers
+    # apply it themselves); WORMSPACE_GC=default turns it off, for A/B runs.
+    gctune.tune()
     lat: list[float] = []
     deadline = time.perf_counter() + seconds
 

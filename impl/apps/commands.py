@@ -255,6 +255,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 def _cmd_sequencer(args: argparse.Namespace) -> int:
     import logging
 
+    from ..net import gctune
     from ..net.cluster import ClusterFileError, load, parse_address
     from .sequencer import run_sequencer
 
@@ -272,6 +273,7 @@ def _cmd_sequencer(args: argparse.Namespace) -> int:
     def ready(address: str, term: Any, seq: Any) -> None:
         print(f"sequencer {args.id} listening on {address}; segment {term.start}; "
               f"filled {seq.took_over or 'nothing'}", flush=True)
+        gctune.tune()  # a long-running process, from here on serving (impl/net/gctune.py)
 
     return _run_client(args, lambda _c: run_sequencer(args.cluster, args.id, host, port,
                                                       base=args.base, ready=ready))

@@ -59,7 +59,7 @@ from ..core.records import AcceptorState, Record, WorRecord
 from ..storage.store import DurableStore, MemoryStore, StateStore
 from ..trace import OFF, Recorder
 from ..trace import record as trace_record
-from . import wire
+from . import gctune, wire
 from .cluster import ClusterConfig
 from .commit import GroupCommit
 from .connection import ClientError, Connection
@@ -558,6 +558,7 @@ async def run_server(
                     ", ".join(f.name for f in fields(Bugs) if getattr(bugs, f.name)))
     server = WormServer(config, server_id, store, state, bugs=bugs, recorder=recorder)
     server.record_recovered()
+    gctune.tune()  # after recovery: the recovered state is frozen, never walked again
     try:
         bound = await server.start(host, port)
     except OSError as exc:
