@@ -189,11 +189,7 @@ class RecordLog:
         try:
             os.replace(tmp, self.path)
         except BaseException:
-            os.close(fd)
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            _discard(fd, tmp)
             raise
         old, self._fd = self._fd, fd
         self.size, self.records = size, len(items)
@@ -231,13 +227,18 @@ def _write_new(tmp: str, payloads: list[object]) -> tuple[int, int]:
         os.fsync(fd)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BaseException:
-        os.close(fd)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _discard(fd, tmp)
         raise
     return fd, len(data)
+
+
+def _discard(fd: int, tmp: str) -> None:
+    """Close ``fd`` and remove the unfinished log ``tmp`` (an error doing so is not news)."""
+    os.close(fd)
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
 
 
 def _drop_tail(path: str, fd: int, data: bytes, good: int, reason: str) -> Dropped:
