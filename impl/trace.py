@@ -85,14 +85,15 @@ def plain(value: Any) -> Any:
 
 def message(msg: Any) -> dict[str, Any]:
     """A protocol message (``impl/core/messages.py``) in the plain form traces carry."""
-    from wormspace.impl.core.codec import to_plain
+    from .core.codec import to_plain
 
-    return plain(to_plain(msg))
+    out: dict[str, Any] = plain(to_plain(msg))
+    return out
 
 
 def record(rec: Any) -> dict[str, Any]:
     """An acceptor record (``impl/core/records.py``) as the keys of a ``persist`` event."""
-    from wormspace.impl.core.records import SealRecord, TrimRecord, WorRecord
+    from .core.records import SealRecord, TrimRecord, WorRecord
 
     if isinstance(rec, TrimRecord):
         return {"change": "trim", "segment": rec.segment}
