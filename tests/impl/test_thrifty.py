@@ -85,6 +85,12 @@ def empty(m: Any) -> ReadReply:
     return ReadReply(Status.OK, m.wor, (0, 0))
 
 
+def start(op: Any, conns: list[FakeConn], **options: Any) -> asyncio.Future[Any]:
+    """Run ``op`` over ``conns`` in the background (timeout 5 s and 1 retry unless given)."""
+    options = {"timeout": 5, "retries": 1, **options}
+    return asyncio.ensure_future(driver.run_op(op, conns, **options))
+
+
 async def _settle() -> None:
     for _ in range(3):
         await asyncio.sleep(0)
@@ -97,8 +103,7 @@ def run(coro: Any) -> Any:
 def test_a_thrifty_capture_write_asks_a_majority_only():
     async def scenario() -> None:
         conns = [FakeConn(f"s{i}") for i in range(3)]
-        task = asyncio.ensure_future(driver.run_op(
-            CaptureWriteOp(W, b"v", B, 3), conns, timeout=5, retries=1, prefer=4))
+        task = start(CaptureWriteOp(W, b"v", B, 3), conns, prefer=4)
         await _settle()
         # prefer 4 -> rotation starts at 4 % 3 = 1: s1 and s2 asked, s0 held
         assert [len(c.sent) for c in conns] == [0, 1, 1]
@@ -120,8 +125,7 @@ def test_a_thrifty_capture_write_asks_a_majority_only():
 def test_without_prefer_every_acceptor_is_asked():
     async def scenario() -> None:
         conns = [FakeConn(f"s{i}") for i in range(3)]
-        task = asyncio.ensure_future(driver.run_op(
-            CaptureWriteOp(W, b"v", B, 3), conns, timeout=5, retries=1))
+        task = start(CaptureWriteOp(W, b"v", B, 3), conns)
         await _settle()
         assert [len(c.sent) for c in conns] == [1, 1, 1]
         for c in conns[:2]:
@@ -137,8 +141,7 @@ def test_without_prefer_every_acceptor_is_asked():
 def test_a_refusal_releases_the_held_request():
     async def scenario() -> None:
         conns = [FakeConn(f"s{i}") for i in range(3)]
-        task = asyncio.ensure_future(driver.run_op(
-            CaptureWriteOp(W, b"v", B, 3), conns, timeout=5, retries=1, prefer=0))
+        task = start(CaptureWriteOp(W, b"v", B, 3), conns, prefer=0)
         await _settle()
         assert [len(c.sent) for c in conns] == [1, 1, 0]
         conns[0].answer(promise())
@@ -160,8 +163,7 @@ def test_a_refusal_releases_the_held_request():
 def test_a_failed_request_releases_at_once_and_the_server_is_avoided():
     async def scenario() -> None:
         conns = [FakeConn(f"s{i}") for i in range(3)]
-        task = asyncio.ensure_future(driver.run_op(
-            CaptureWriteOp(W, b"v", B, 3), conns, timeout=5, retries=1, prefer=0))
+        task = start(CaptureWriteOp(W, b"v", B, 3), conns, prefer=0)
         await _settle()
         conns[0].answer(lambda m: ServerUnreachable("s0: connection refused"))
         await _settle()
@@ -182,8 +184,7 @@ def test_a_failed_request_releases_at_once_and_the_server_is_avoided():
 def test_the_hedge_releases_a_silent_majority_and_marks_it_slow():
     async def scenario() -> None:
         conns = [FakeConn(f"s{i}") for i in range(3)]
-        task = asyncio.ensure_future(driver.run_op(
-            ReadOp(W, B, 3), conns, timeout=2.0, retries=1, prefer=0, hedge=0.02))
+        task = start(ReadOp(W, B, 3), conns, timeout=2.0, prefer=0, hedge=0.02)
         await _settle()
         assert [len(c.sent) for c in conns] == [1, 1, 0]
         conns[0].answer(empty)
@@ -193,9 +194,7 @@ def test_the_hedge_releases_a_silent_majority_and_marks_it_slow():
         conns[2].answer(empty)
         assert (await task).outcome is Outcome.EMPTY
         # the next op prefers s0 but skips s1 (slow): s0 and s2 asked
-        conns2 = conns
-        task2 = asyncio.ensure_future(driver.run_op(
-            ReadOp(W, B, 3), conns2, timeout=2.0, retries=1, prefer=0, hedge=0.02))
+        task2 = start(ReadOp(W, B, 3), conns, timeout=2.0, prefer=0, hedge=0.02)
         await _settle()
         assert [len(c.sent) for c in conns] == [2, 1, 2]
         conns[0].answer(empty)
@@ -209,8 +208,7 @@ def test_with_too_few_available_servers_everyone_is_asked():
     async def scenario() -> None:
         conns = [FakeConn(f"s{i}") for i in range(3)]
         conns[0].down = conns[1].down = True
-        task = asyncio.ensure_future(driver.run_op(
-            ReadOp(W, B, 3), conns, timeout=5, retries=1, prefer=0))
+        task = start(ReadOp(W, B, 3), conns, prefer=0)
         await _settle()
         assert [len(c.sent) for c in conns] == [1, 1, 1]
         for c in conns:
@@ -224,8 +222,7 @@ def test_with_too_few_available_servers_everyone_is_asked():
 def test_a_timeout_resends_to_every_unanswered_acceptor(prefer):
     async def scenario() -> None:
         conns = [FakeConn(f"s{i}") for i in range(3)]
-        task = asyncio.ensure_future(driver.run_op(
-            ReadOp(W, B, 3), conns, timeout=0.05, retries=3, prefer=prefer, hedge=0.04))
+        task = start(ReadOp(W, B, 3), conns, timeout=0.05, retries=3, prefer=prefer, hedge=0.04)
         await asyncio.sleep(0.15)  # nobody answers: hedge (thrifty), then a resend
         assert all(len(c.sent) >= 1 for c in conns)
         assert sum(len(c.sent) for c in conns) >= 5  # first sends + at least one resend round
@@ -258,14 +255,13 @@ def test_with_an_adaptive_hedge_a_slow_server_costs_a_few_op_latencies_not_the_c
         hedge = driver.Hedge(floor=0.002, ceiling=1.0, factor=4)
         hedge.observe(0.005)  # ops have been taking 5 ms: hedge at 20 ms
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        task = asyncio.ensure_future(driver.run_op(
-            ReadOp(W, B, 3), conns, timeout=5, retries=1, prefer=0, hedge=hedge))
+        t0 = loop.time()
+        task = start(ReadOp(W, B, 3), conns, prefer=0, hedge=hedge)
         await _settle()
         conns[0].answer(empty)  # s1 never answers
         while not conns[2].sent:
             await asyncio.sleep(0.002)
-        released = loop.time() - start
+        released = loop.time() - t0
         assert 0.015 <= released < 0.5, released
         conns[2].answer(empty)
         assert (await task).outcome is Outcome.EMPTY
