@@ -153,7 +153,9 @@ class Listener:
 
     A value is delivered when enough servers report it accepted at the same ballot to make it
     chosen (a majority for Paxos-WOR; the tail for Chain-WOR). Writes made while the listener
-    was not connected are not replayed: read the segment to catch up.
+    was not connected are not replayed: read the segment to catch up. A write made by a
+    thrifty client reaches exactly a majority, so all of those servers must reach the
+    listener; by default the third usually reports it too.
     """
 
     def __init__(self, client: WormSpaceClient, segment: int, callback: Callable[[int, bytes],
