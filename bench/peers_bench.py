@@ -590,7 +590,13 @@ def _target(t: Any) -> str:
     return t if isinstance(t, str) else f"{t:g}x"
 
 
-def _write_goals(ws: list[dict], et: list[dict], best: Any, variant: str) -> list[dict]:
+def best(rs: list[dict], **kw: Any) -> dict | None:
+    """The fastest of the matching rows (each system with its best client setting)."""
+    match = [r for r in rs if all(r.get(k) == v for k, v in kw.items())]
+    return max(match, key=lambda r: r["ops_per_s"], default=None)
+
+
+def _write_goals(ws: list[dict], et: list[dict], variant: str) -> list[dict]:
     """The write goals of issue #6 for WormSpace rows ``ws`` (``variant`` tags their names)."""
     goals: list[dict] = []
     for op, goal in (("capture+write", 2.0), ("write", 4.0)):
@@ -649,11 +655,6 @@ def report(rows: list[dict], lines: list[str]) -> list[dict]:
     for r in ws:
         r.setdefault("client", "python asyncio, 1 process")
 
-    def best(rs: list[dict], **kw: Any) -> dict | None:
-        """The fastest of the matching rows (each system with its best client setting)."""
-        match = [r for r in rs if all(r.get(k) == v for k, v in kw.items())]
-        return max(match, key=lambda r: r["ops_per_s"], default=None)
-
     # 1. Writes.
     lines += ["### Writes: WormSpace write / capture+write vs etcd put-if-absent txn", "", hdr, sep]
     for conc in CONCS:
@@ -675,7 +676,7 @@ def report(rows: list[dict], lines: list[str]) -> list[dict]:
     thrifty = [r for r in ws if r.get("thrifty")]
     for variant, wrows in (("", plain), (" [thrifty]", thrifty)):
         if wrows:
-            goals += _write_goals(wrows, et, best, variant)
+            goals += _write_goals(wrows, et, variant)
     # 2. Reads.
     lines += ["### Reads: WormSpace read vs etcd linearizable get", "", hdr, sep]
     for conc in CONCS:

@@ -47,7 +47,7 @@ from typing import Any, Protocol
 
 from ..core.chain import ChainReply
 from ..core.messages import Accepted, AcceptedRange, Ballot, Promise, PromiseRange, Status
-from ..core.ops import OpResult, Outcome
+from ..core.ops import OpResult, Outcome, majority
 from ..trace import OFF, Recorder
 from . import wire
 from .connection import ClientError, Connection, ServerError, WrongKey
@@ -131,17 +131,12 @@ async def run_op(
     else:
         adaptive, delay = None, timeout / 4 if hedge is None else hedge
     run = _Run(op, conns, timeout, retries, recorder, prefer, delay)
-    if adaptive is None or run.prefer is None:
-        try:
-            return await run.done
-        finally:
-            run.finish()
-    start = run.loop.time()
     try:
         result = await run.done
     finally:
         run.finish()
-    adaptive.observe(run.loop.time() - start)
+    if adaptive is not None and run.prefer is not None:
+        adaptive.observe(run.loop.time() - run.started)
     return result
 
 
@@ -172,6 +167,7 @@ class _Run:
         "retries",
         "rival",
         "sent",
+        "started",
         "timeout",
     )
 
@@ -192,7 +188,8 @@ class _Run:
         self.held: dict[int, Any] = {}
         self.asked: list[int] = []
         self.hedge = hedge if self.prefer is not None and 0 < hedge < timeout else timeout
-        self.deadline = self.loop.time() + timeout
+        self.started = self.loop.time()
+        self.deadline = self.started + timeout
         self.send(op.start(), True)
         self.handle: asyncio.TimerHandle | None = self.loop.call_later(
             self.hedge if self.held else timeout, self.on_timeout)
@@ -228,7 +225,7 @@ class _Run:
         start = self.prefer % n  # type: ignore[operator]
         order = [(start + k) % n for k in range(n)]
         ready = [i for i in order if conns[i].available(now)]
-        quorum = n // 2 + 1
+        quorum = majority(n)
         if len(ready) < quorum:
             self.held, self.asked = {}, []
             return list(sends)

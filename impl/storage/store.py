@@ -102,9 +102,8 @@ class DurableStore:
         return True
 
     def wants_compaction(self) -> bool:
-        """Whether the log holds ``compact_after`` records more than twice the live ones."""
-        grown = self.log.records - self.live
-        return grown >= self.compact_after and self.log.records >= 2 * self.live
+        """Whether the log holds ``compact_after`` records more than, and twice, the live ones."""
+        return _worth_compacting(self.log.records, self.live, self.compact_after)
 
     def compact(self, state: AcceptorState) -> None:
         """Atomically replace the log by a snapshot (drops trimmed segments' history)."""
@@ -115,6 +114,12 @@ class DurableStore:
     def close(self) -> None:
         """Close the log file."""
         self.log.close()
+
+
+def _worth_compacting(kept: int, live: int, compact_after: int) -> bool:
+    """Both stores' rule: ``compact_after`` records more than, and twice, the live ones
+    (compaction costs the live state, so it waits for as much garbage)."""
+    return kept - live >= compact_after and kept >= 2 * live
 
 
 def _live(state: AcceptorState) -> int:
@@ -158,11 +163,8 @@ class MemoryStore:
         return True
 
     def wants_compaction(self) -> bool:
-        """Whether the kept records are ``compact_after`` more than, and twice, the live ones
-        (the durable store's rule: compaction costs the live state, so it waits for as much
-        garbage)."""
-        kept = len(self.records)
-        return kept - self.live >= self.compact_after and kept >= 2 * self.live
+        """The durable store's rule, over the kept records."""
+        return _worth_compacting(len(self.records), self.live, self.compact_after)
 
     def compact(self, state: AcceptorState) -> None:
         """Replace the kept records by a snapshot of ``state``."""
