@@ -2,11 +2,17 @@
 
 The server hands each handled request to :meth:`GroupCommit.after_durable` with the records the
 acceptor produced and an action (send the reply, forward down the chain). Records that arrive
-while an fsync is running are gathered into the next batch, which is written with a single
-``persist_group`` (one ``write`` + one ``fsync``) in a worker thread, so the event loop keeps
+while an fsync is running are gathered into the next batch. The batch is encoded on the event
+loop (``encode_group``: one log record for the group) and its bytes are written and fsynced
+(``write_group``: one ``write`` + one ``fsync``) by a worker thread, so the event loop keeps
 reading requests meanwhile; a group of one request (light load) is persisted on the loop
 itself, which saves the two thread hand-offs where nothing else is waiting. At most one fsync
 is in flight: under load, batches grow by themselves, which is the point of group commit.
+
+The worker runs nothing but I/O, which releases the GIL: encoding there (as before) made the
+thread and the loop take turns at the GIL for every batch, and cost more than the encoding.
+It is a bare thread fed through a queue (:class:`_Worker`), not a ``ThreadPoolExecutor``,
+whose futures, locks and chained callbacks were a large share of the server's time per batch.
 
 Why a request *without* records may also wait: its reply can reveal state that an earlier
 request changed and that is not durable yet (a read seeing an accepted value, a retransmitted
@@ -23,8 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from ..core.records import AcceptorState, Record
 from ..storage.log import LogSwitchError
@@ -58,7 +65,7 @@ class GroupCommit:
         self._compacting = False
         self._scheduled = False
         self._failed = False
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="fsync") if self.durable else None
+        self._worker = _Worker("fsync") if self.durable else None
         self.fsyncs = 0
         self.records_persisted = 0
         self.largest_group = 0
@@ -101,20 +108,25 @@ class GroupCommit:
             return
         self._in_flight = True
         n = sum(len(b) for b in batches)
+        exc: BaseException | None = None
+        try:
+            encoded = self.store.encode_group(batches)
+        except BaseException as e:  # nothing written: still, nothing may be acknowledged
+            self._done(e, actions, len(batches), n)
+            return
         if len(batches) <= self.inline_max:
             # A lone request (light load): fsync right here. Handing it to the worker thread
             # and back costs two thread switches and loop wake-ups, about as much as the fsync;
             # nothing else is waiting to be read meanwhile (or it would have joined the group).
-            exc: BaseException | None = None
             try:
-                self.store.persist_group(batches)
+                self.store.write_group(encoded)
             except BaseException as e:  # the same failure handling as the thread's
                 exc = e
             self._done(exc, actions, len(batches), n)
             return
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._executor, self.store.persist_group, batches)
-        fut.add_done_callback(lambda f: self._done(f.exception(), actions, len(batches), n))
+        assert self._worker is not None
+        self._worker.submit(self.store.write_group, encoded,
+                            lambda e: self._done(e, actions, len(batches), n))
 
     def _done(self, exc: BaseException | None, actions: list[Action], group: int, n: int
               ) -> None:
@@ -145,9 +157,8 @@ class GroupCommit:
         them early only makes them durable sooner, and they are appended again after it."""
         state = self.state().copy()
         self._in_flight = self._compacting = True
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._executor, self.store.compact, state)
-        fut.add_done_callback(lambda f: self._compacted(f.exception()))
+        assert self._worker is not None
+        self._worker.submit(self.store.compact, state, self._compacted)
 
     def _compacted(self, exc: BaseException | None) -> None:
         self._in_flight = self._compacting = False
@@ -173,9 +184,49 @@ class GroupCommit:
             await asyncio.sleep(0.005)
 
     def close(self) -> None:
-        """Stop the worker thread."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        """Stop the worker thread (after the jobs already submitted)."""
+        if self._worker is not None:
+            self._worker.close()
+
+
+class _Worker:
+    """One thread that runs jobs in order and reports each outcome back on the event loop:
+    ``submit(fn, arg, done)`` runs ``fn(arg)`` in the thread, then ``done(exc)`` (``exc`` None
+    on success) on the loop that submitted it. The thread starts on first use."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._jobs: queue.SimpleQueue[tuple[Callable[[object], object], object,
+                                            Callable[[BaseException | None], None],
+                                            asyncio.AbstractEventLoop] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, fn: Callable[[object], object], arg: object,
+               done: Callable[[BaseException | None], None]) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+        self._jobs.put((fn, arg, done, asyncio.get_running_loop()))
+
+    def _run(self) -> None:
+        jobs = self._jobs
+        while (job := jobs.get()) is not None:
+            fn, arg, done, loop = job
+            exc: BaseException | None = None
+            try:
+                fn(arg)
+            except BaseException as e:  # reported to the loop, which decides
+                exc = e
+            try:
+                loop.call_soon_threadsafe(done, exc)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
 
 
 def _run(actions: list[Action]) -> None:

@@ -159,11 +159,15 @@ class RecordLog:
         """Write records (one write call), *without* fsync: not yet durable. Returns how many."""
         items = [encode_record(p) for p in payloads]
         if items:
-            blob = b"".join(items)
-            _write_all(self._fd, blob)
-            self.size += len(blob)
-            self.records += len(items)
+            self.write_encoded(b"".join(items), len(items))
         return len(items)
+
+    def write_encoded(self, blob: bytes, count: int) -> None:
+        """Write ``count`` records already encoded by :func:`encode_record` (one write call),
+        *without* fsync. For callers that encode on one thread and write on another."""
+        _write_all(self._fd, blob)
+        self.size += len(blob)
+        self.records += count
 
     def sync(self) -> None:
         """fsync the log: every appended record is durable when this returns."""

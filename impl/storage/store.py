@@ -24,7 +24,7 @@ from ..core.records import (
     record_from_plain,
     record_to_plain,
 )
-from .log import LogError, RecordLog, Recovery
+from .log import LogError, RecordLog, Recovery, encode_record
 
 LOG_NAME = "acceptor.log"
 
@@ -45,6 +45,14 @@ class StateStore(Protocol):
     def persist_group(self, batches: Sequence[Sequence[Record]]) -> None:
         """Make several requests' records durable with a single fsync (group commit)."""
 
+    def encode_group(self, batches: Sequence[Sequence[Record]]) -> object:
+        """The first half of :meth:`persist_group`, for the event loop: everything but the I/O
+        (for the durable store, the group's bytes), to hand to :meth:`write_group`."""
+
+    def write_group(self, encoded: object) -> None:
+        """The second half, for a worker thread: write what :meth:`encode_group` returned and
+        fsync (pure I/O, which releases the GIL)."""
+
     def maybe_compact(self, state: AcceptorState) -> bool:
         """Compact if the log has grown well beyond the live state; True if it did."""
 
@@ -63,10 +71,11 @@ class DurableStore:
 
     durable = True
 
-    def __init__(self, log: RecordLog, live: int, compact_after: int) -> None:
+    def __init__(self, log: RecordLog, live: int, compact_after: int, kept: int = 0) -> None:
         self.log = log
         self.live = live  # records a snapshot of the state would hold (its live size)
         self.compact_after = compact_after
+        self.kept = kept  # acceptor records in the log (a group log record holds several)
 
     @classmethod
     def open(
@@ -77,22 +86,40 @@ class DurableStore:
         os.makedirs(directory, exist_ok=True)
         log, payloads, recovery = RecordLog.open(os.path.join(directory, LOG_NAME))
         state = AcceptorState()
+        kept = 0
         for i, payload in enumerate(payloads):
             try:
-                record = record_from_plain(payload)
+                for plain in _records_of(payload):
+                    state.apply(record_from_plain(plain))
+                    kept += 1
             except InvalidRecord as exc:
                 log.close()
                 raise StorageError(f"{log.path}: record #{i}: {exc}") from None
-            state.apply(record)
-        return cls(log, _live(state), compact_after), state, recovery
+        return cls(log, _live(state), compact_after, kept), state, recovery
 
     def persist(self, records: Sequence[Record]) -> None:
         """Append and fsync; nothing to do (no fsync) for an empty list."""
-        self.log.commit(record_to_plain(r) for r in records)
+        self.write_group(self.encode_group((records,)))
 
     def persist_group(self, batches: Sequence[Sequence[Record]]) -> None:
         """One write and one fsync for all batches."""
-        self.log.commit(record_to_plain(r) for batch in batches for r in batch)
+        self.write_group(self.encode_group(batches))
+
+    def encode_group(self, batches: Sequence[Sequence[Record]]) -> tuple[bytes, int]:
+        """The group's log bytes and its record count: one log record for the whole group
+        (one msgpack call, one checksum), or a plain record if it holds just one."""
+        plain = [record_to_plain(r) for batch in batches for r in batch]
+        if not plain:
+            return b"", 0
+        return encode_record(plain[0] if len(plain) == 1 else [GROUP, plain]), len(plain)
+
+    def write_group(self, encoded: tuple[bytes, int]) -> None:
+        """Write and fsync what :meth:`encode_group` returned (nothing for an empty group)."""
+        blob, count = encoded
+        if count:
+            self.log.write_encoded(blob, 1)
+            self.log.sync()
+            self.kept += count
 
     def maybe_compact(self, state: AcceptorState) -> bool:
         """Compact once the log holds ``compact_after`` records more than twice the live ones."""
@@ -103,17 +130,31 @@ class DurableStore:
 
     def wants_compaction(self) -> bool:
         """Whether the log holds ``compact_after`` records more than, and twice, the live ones."""
-        return _worth_compacting(self.log.records, self.live, self.compact_after)
+        return _worth_compacting(self.kept, self.live, self.compact_after)
 
     def compact(self, state: AcceptorState) -> None:
         """Atomically replace the log by a snapshot (drops trimmed segments' history)."""
         snapshot = state.snapshot()
         self.log.rewrite(record_to_plain(r) for r in snapshot)
-        self.live = len(snapshot)
+        self.live = self.kept = len(snapshot)
 
     def close(self) -> None:
         """Close the log file."""
         self.log.close()
+
+
+#: Tag of a group log record: ``[GROUP, [record, ...]]``, the records of one group commit.
+GROUP = "g"
+
+
+def _records_of(payload: object) -> list[object]:
+    """The plain records in one log payload: a group's, or the payload itself."""
+    if type(payload) is list and len(payload) == 2 and payload[0] == GROUP:
+        group = payload[1]
+        if type(group) is not list or not group:
+            raise InvalidRecord(f"a group record holds a non-empty list, got {group!r:.60}")
+        return group
+    return [payload]
 
 
 def _worth_compacting(kept: int, live: int, compact_after: int) -> bool:
@@ -154,6 +195,14 @@ class MemoryStore:
         """Keep every batch's records (in memory)."""
         for batch in batches:
             self.records.extend(batch)
+
+    def encode_group(self, batches: Sequence[Sequence[Record]]) -> Sequence[Sequence[Record]]:
+        """Nothing to encode: the batches themselves."""
+        return batches
+
+    def write_group(self, encoded: Sequence[Sequence[Record]]) -> None:
+        """Keep the batches' records (in memory)."""
+        self.persist_group(encoded)
 
     def maybe_compact(self, state: AcceptorState) -> bool:
         """Same policy as :class:`DurableStore`, so memory stays bounded in long benchmarks."""

@@ -120,7 +120,8 @@ def test_listener_delivers_once_a_majority_reports_the_same_ballot():
 
 
 class _GatedStore:
-    """A durable-looking store whose persist_group blocks until released."""
+    """A durable-looking store whose write_group (the worker's half of persist_group) blocks
+    until released."""
 
     durable = True
 
@@ -128,7 +129,10 @@ class _GatedStore:
         self.gate = threading.Event()
         self.groups: list[int] = []
 
-    def persist_group(self, batches):
+    def encode_group(self, batches):
+        return batches
+
+    def write_group(self, batches):
         self.gate.wait(5)
         self.groups.append(sum(len(b) for b in batches))
 
@@ -460,7 +464,7 @@ def test_group_commit_persists_a_lone_request_on_the_loop_and_groups_in_the_thre
     seen: list[tuple[int, str]] = []
 
     class Store(_GatedStore):
-        def persist_group(self, batches):
+        def write_group(self, batches):
             seen.append((sum(len(b) for b in batches), threading.current_thread().name))
 
     rec = WorRecord(WorId(0, Kind.DATA, 0), WorState((1, 1)))

@@ -272,3 +272,71 @@ def test_memory_store_has_the_same_interface_and_says_it_is_not_durable() -> Non
     store.compact(acc.state)
     assert len(store.records) == 2
     assert "NOT DURABLE" in (MemoryStore.__doc__ or "")
+
+
+def _wor_records(n: int, seg: int = 1) -> list[WorRecord]:
+    return [WorRecord(WorId(seg, Kind.DATA, off), WorState((1, 1), (1, 1), b"v%d" % off))
+            for off in range(n)]
+
+
+def test_a_group_commit_is_one_log_record_and_replays_as_its_records(tmp_path: Path) -> None:
+    """persist_group writes the whole group as one checksummed log record (one msgpack call,
+    one checksum); reopening replays every record of it, and a lone record stays a plain one
+    (logs written before groups existed read the same)."""
+    store, _, _ = DurableStore.open(str(tmp_path))
+    recs = _wor_records(40)
+    store.persist_group([recs[:25], recs[25:]])
+    store.persist([recs[0]])  # one record: written plain
+    assert store.kept == 41 and store.log.records == 2
+    store.close()
+    payloads = _contents(tmp_path / "acceptor.log")
+    assert len(payloads) == 2 and payloads[0][0] == "g" and len(payloads[0][1]) == 40
+    assert payloads[1][0] == "w"
+    store, state, recovery = DurableStore.open(str(tmp_path))
+    assert recovery.records == 2 and store.kept == 41
+    assert state.wors == {r.wor: r.state for r in recs}
+    store.close()
+
+
+def test_a_torn_group_is_dropped_whole(tmp_path: Path) -> None:
+    """A crash in the middle of a group's write loses the whole group, never a part of it: no
+    record of it was acknowledged (the fsync had not returned)."""
+    store, _, _ = DurableStore.open(str(tmp_path))
+    recs = _wor_records(30)
+    store.persist_group([recs[:10]])
+    store.close()
+    path = tmp_path / "acceptor.log"
+    good = path.read_bytes()
+    blob, count = DurableStore.encode_group(store, [recs[10:]])
+    assert count == 20
+    path.write_bytes(good + blob[: len(blob) // 2])
+    store, state, recovery = DurableStore.open(str(tmp_path))
+    assert recovery.dropped is not None and recovery.dropped.torn
+    assert set(state.wors) == {r.wor for r in recs[:10]} and store.kept == 10
+    store.close()
+
+
+@pytest.mark.parametrize("group", [[], "x", None])
+def test_a_malformed_group_record_is_a_storage_error(tmp_path: Path, group: object) -> None:
+    log, _, _ = RecordLog.open(str(tmp_path / "acceptor.log"))
+    log.commit([["g", group]])
+    log.close()
+    with pytest.raises(StorageError, match="record #0: a group record"):
+        DurableStore.open(str(tmp_path))
+
+
+def test_compaction_counts_the_records_inside_groups(tmp_path: Path) -> None:
+    """The compaction rule counts acceptor records, not log records: 20 groups of 10
+    rewrites of the same 10 WORs are 200 records over 10 live ones."""
+    store, state, _ = DurableStore.open(str(tmp_path), compact_after=150)
+    acc = Acceptor(state)
+    for k in range(1, 21):
+        batches = [acc.handle(Accept(0, WorId(1, Kind.DATA, off), (k, 1), b"x"))[1].records
+                   for off in range(10)]
+        store.persist_group(batches)
+        if k == 14:
+            assert not store.wants_compaction()  # 140 kept
+    assert store.kept == 200 and store.log.records == 20 and store.wants_compaction()
+    store.compact(acc.state)
+    assert store.kept == store.live == 10 and not store.wants_compaction()
+    store.close()
