@@ -32,6 +32,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..core.records import AcceptorState, Record
 from ..storage.log import LogSwitchError
@@ -196,12 +197,12 @@ class _Worker:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._jobs: queue.SimpleQueue[tuple[Callable[[object], object], object,
+        self._jobs: queue.SimpleQueue[tuple[Callable[[Any], object], object,
                                             Callable[[BaseException | None], None],
                                             asyncio.AbstractEventLoop] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    def submit(self, fn: Callable[[object], object], arg: object,
+    def submit(self, fn: Callable[[Any], object], arg: object,
                done: Callable[[BaseException | None], None]) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)

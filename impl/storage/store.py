@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..core.records import (
     AcceptorState,
@@ -45,11 +45,11 @@ class StateStore(Protocol):
     def persist_group(self, batches: Sequence[Sequence[Record]]) -> None:
         """Make several requests' records durable with a single fsync (group commit)."""
 
-    def encode_group(self, batches: Sequence[Sequence[Record]]) -> object:
+    def encode_group(self, batches: Sequence[Sequence[Record]]) -> Any:
         """The first half of :meth:`persist_group`, for the event loop: everything but the I/O
         (for the durable store, the group's bytes), to hand to :meth:`write_group`."""
 
-    def write_group(self, encoded: object) -> None:
+    def write_group(self, encoded: Any) -> None:
         """The second half, for a worker thread: write what :meth:`encode_group` returned and
         fsync (pure I/O, which releases the GIL)."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 
 import pytest
-
 from wormspace.impl.net import gctune
 
 
