@@ -29,7 +29,16 @@ seconds) and in count (``MAX_OPS``), and every process started here is stopped h
 Prints one Markdown table per operation family with the peers' rows beside ours, the anchors from
 the issue as reference rows, and the ratio against each goal; writes everything as JSON.
 
-    python bench/peers_bench.py [--cell 3] [--only wormspace,etcd,pysyncobj] \
+**Rounds** (``--rounds N``): this machine's speed drifts by up to 2x within an hour (the same
+cell, the same code, minutes apart), for every system alike, so one pass that measures
+WormSpace first and etcd ten minutes later can favour either. With N rounds every system is
+measured N times, the order of the three sections alternating between rounds (etcd, PySyncObj,
+WormSpace; then WormSpace, PySyncObj, etcd; ...). The tables show each cell's median over the
+rounds; each goal is judged in every round on that round's own rows (a ratio of two systems
+measured minutes apart), and the goal table gives the median ratio, the range, and in how
+many rounds it was met.
+
+    python bench/peers_bench.py [--cell 3] [--rounds 3] [--only wormspace,etcd,pysyncobj] \
         [--json bench/results/peers.json]
 """
 
@@ -751,7 +760,12 @@ def report(rows: list[dict], lines: list[str]) -> list[dict]:
                           "target": "<= 1.2 (3 replicas / 1 replica)", "met": ratio <= 1.2,
                           "unit": "ms"})
 
-    lines += ["### Goals", "", "| goal | conc | ours | reference | ratio | target | met |",
+    return goals
+
+
+def goals_table(goals: list[dict], lines: list[str]) -> None:
+    """The goals of one set of rows (one round, or the medians of every round)."""
+    lines += ["| goal | conc | ours | reference | ratio | target | met |",
               "|---|---|---|---|---|---|---|"]
     for g in goals:
         lines.append(f"| {g['goal']} | {g['concurrency']} | {_f(g['ours'])}"
@@ -760,43 +774,111 @@ def report(rows: list[dict], lines: list[str]) -> list[dict]:
                      f"{_target(g['target'])} | "
                      f"{'met' if g['met'] else 'NOT met'} |")
     lines.append("")
-    return goals
+
+
+#: The fields that name a cell (everything else in a row is a measurement).
+_CELL_KEYS = ("system", "op", "store", "client", "settings", "concurrency", "inflight",
+              "replicas", "thrifty", "procs")
+
+
+def median_rows(rows: list[dict]) -> list[dict]:
+    """One row per cell: the median ops/s, p50 and p99 over the rounds (in first-seen order),
+    with ``rounds`` (how many) and ``ops_per_s_rounds`` (each round's ops/s)."""
+    cells: dict[tuple, list[dict]] = {}
+    for r in rows:
+        cells.setdefault(tuple(r.get(k) for k in _CELL_KEYS), []).append(r)
+    out = []
+    for rs in cells.values():
+        m = {k: v for k, v in rs[0].items() if k != "round"}
+        for k in ("ops_per_s", "p50_ms", "p99_ms"):
+            vals = [r[k] for r in rs if r.get(k) is not None]
+            if vals:
+                med = statistics.median(vals)
+                m[k] = round(med) if k == "ops_per_s" else round(med, 3)
+        m["ops"] = sum(r.get("ops") or 0 for r in rs)
+        m["rounds"] = len(rs)
+        m["ops_per_s_rounds"] = [r.get("ops_per_s") for r in rs]
+        out.append(m)
+    return out
+
+
+def goals_by_round(per_round: list[list[dict]]) -> list[dict]:
+    """Each goal over the rounds: its ratio in every round, the median, and the rounds met."""
+    keyed: dict[tuple, list[dict]] = {}
+    for goals in per_round:
+        for g in goals:
+            keyed.setdefault((g["goal"], str(g["concurrency"]), g["ref_name"]), []).append(g)
+    out = []
+    for (goal, conc, ref_name), gs in keyed.items():
+        ratios = [g["ratio"] for g in gs]
+        out.append({"goal": goal, "concurrency": conc, "ref_name": ref_name,
+                    "target": gs[0]["target"], "ratios": ratios,
+                    "median": round(statistics.median(ratios), 2),
+                    "met_rounds": sum(bool(g["met"]) for g in gs), "rounds": len(gs)})
+    return out
+
+
+def rounds_table(summary: list[dict], lines: list[str]) -> None:
+    lines += ["| goal | conc | reference | ratio per round | median | target | met in |",
+              "|---|---|---|---|---|---|---|"]
+    for g in summary:
+        lines.append(f"| {g['goal']} | {g['concurrency']} | {g['ref_name']} | "
+                     f"{' / '.join(f'{x:.2f}' for x in g['ratios'])} | {g['median']:.2f}x | "
+                     f"{_target(g['target'])} | {g['met_rounds']} of {g['rounds']} rounds |")
+    lines.append("")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--cell", type=float, default=3.0, help="seconds per cell (default 3)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure every system this many times, alternating the order")
     ap.add_argument("--only", default="wormspace,etcd,pysyncobj")
     ap.add_argument("--etcd-channels", type=int, default=1,
                     help="grpc.aio channels (HTTP/2 connections) to the etcd leader")
     ap.add_argument("--no-go", action="store_true", help="skip the Go etcd client")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "peers.json"))
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     parts = set(args.only.split(","))
     rows: list[dict[str, Any]] = []
     meta: dict[str, Any] = {"cell_s": args.cell, "python": platform.python_version(),
-                            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+                            "rounds": args.rounds, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     t_start = time.monotonic()
     with LoadSampler() as sampler:
-        if "etcd" in parts:
-            go_bin, go_note = (None, "skipped (--no-go)")
-            if not args.no_go:
-                sampler.section = "go build"
-                go_bin, go_note = build_go_client()
-            log(f"go client: {go_note}")
-            try:
-                erows, meta["etcd"] = bench_etcd(args.cell, args.etcd_channels, sampler, go_bin)
-                rows += erows
-            finally:
-                if go_bin:
-                    os.unlink(go_bin)
+        go_bin, go_note = (None, "skipped (--no-go)")
+        if "etcd" in parts and not args.no_go:
+            sampler.section = "go build"
+            go_bin, go_note = build_go_client()
+        log(f"go client: {go_note}")
+
+        def run_etcd(k: int) -> list[dict[str, Any]]:
+            erows, meta["etcd"] = bench_etcd(args.cell, args.etcd_channels, sampler, go_bin)
             meta["etcd"]["go_client"] = go_note
-        if "pysyncobj" in parts:
+            return erows
+
+        def run_pysyncobj(k: int) -> list[dict[str, Any]]:
             prows, meta["pysyncobj"] = bench_pysyncobj(args.cell, sampler)
-            rows += prows
-        if "wormspace" in parts:
-            rows += bench_wormspace(args.cell, sampler)
+            return prows
+
+        sections = [(name, fn) for name, fn in (("etcd", run_etcd),
+                                                 ("pysyncobj", run_pysyncobj),
+                                                 ("wormspace", lambda k: bench_wormspace(
+                                                     args.cell, sampler)))
+                    if name in parts]
+        try:
+            for k in range(1, args.rounds + 1):
+                order = sections if k % 2 else sections[::-1]
+                log(f"round {k} of {args.rounds}: {', '.join(name for name, _ in order)}")
+                for name, fn in order:
+                    sampler.section = f"round {k}: {name}"
+                    for r in fn(k):
+                        rows.append({**r, "round": k})
+        finally:
+            if go_bin:
+                os.unlink(go_bin)
     meta["loadavg"] = sampler.summary()
     meta["load_samples"] = sampler.samples
     meta["took_s"] = round(time.monotonic() - t_start, 1)
@@ -805,12 +887,24 @@ def main() -> int:
     lines = [f"All on one {la['cpus']}-CPU machine, loopback only, {args.cell:g} s per cell, "
              f"8-byte values; servers and clients share the cores. 1-minute load average during "
              f"the run: min {la['load1_min']}, mean {la['load1_mean']}, max {la['load1_max']} "
-             f"(whole run {meta['took_s']} s).", ""]
-    goals = report(rows, lines)
+             f"(whole run {meta['took_s']} s)."
+             + (f" {args.rounds} rounds: every number below is a cell's median over them."
+                if args.rounds > 1 else ""), ""]
+    goals = report(median_rows(rows), lines)
+    lines += ["### Goals" + (" (on the medians of the rounds)" if args.rounds > 1 else ""), ""]
+    goals_table(goals, lines)
+    per_round = []
+    for k in range(1, args.rounds + 1):
+        per_round.append(report([r for r in rows if r["round"] == k], []))
+    by_round = goals_by_round(per_round)
+    if args.rounds > 1:
+        lines += ["### Goals round by round (each round's ratio from that round's own rows)", ""]
+        rounds_table(by_round, lines)
     print("\n".join(lines))
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"meta": meta, "rows": rows, "goals": goals, "anchors": {
+        json.dump({"meta": meta, "rows": rows, "goals": goals, "goals_by_round": by_round,
+                   "anchors": {
             "etcd_go_pia": {str(k): {"ops_per_s": v[0], "p50_ms": v[1]}
                             for k, v in ANCHORS["etcd_go_pia"].items()},
             "etcd_py_pia": ANCHORS["etcd_py_pia"], "etcd_get_p50_1_ms": ANCHORS["etcd_get_p50_1"],
