@@ -390,10 +390,17 @@ def unchecked(cls: type[_M], fields_: dict[str, object]) -> _M:
     Only for values already checked the same way: the codec's fast decoders test every field
     as the constructor would (``tests/impl/test_codec_fast.py``), and the acceptor builds its
     replies from a validated request and its own state (``tests/impl/test_acceptor.py``
-    rebuilds every reply through the constructor)."""
-    inst: _M = object.__new__(cls)
-    inst.__dict__.update(fields_)
+    rebuilds every reply through the constructor).
+
+    The instance takes ``fields_`` itself as its ``__dict__`` (callers pass a fresh dict): that
+    is a third cheaper than copying the fields into the instance's own dict."""
+    inst: _M = _new(cls)
+    _setattr(inst, "__dict__", fields_)
     return inst
+
+
+_new = object.__new__
+_setattr = object.__setattr__
 
 
 def field_names(cls: type) -> tuple[str, ...]:
