@@ -238,6 +238,23 @@ def test_concurrent_proposals_form_batches_and_a_learner_agrees(inproc):
     run(scenario())
 
 
+def test_a_command_that_is_not_bytes_is_refused_at_once(inproc):
+    """The leader applies its own entries from the proposals it encoded (not decoded again),
+    which is exact only because a command is bytes: anything else would decode as a NO-OP on
+    every other replica. So propose refuses it before anything is written."""
+    async def scenario():
+        ca = WormSpaceClient(inproc)
+        applied: list[bytes] = []
+        a = WormPaxos(ca, "A", _seq_sm(applied), base=14)
+        for bad in ("text", bytearray(b"x"), None):
+            with pytest.raises(TypeError, match="a command is bytes"):
+                a.propose(bad)  # type: ignore[arg-type]
+        assert await a.propose(b"ok") == 1 and applied == [b"ok"]
+        await ca.close()
+
+    run(scenario())
+
+
 def test_max_batch_1_is_one_entry_per_command(inproc):
     async def scenario():
         ca = WormSpaceClient(inproc)
