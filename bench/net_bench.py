@@ -71,18 +71,29 @@ async def run_cell(
 
 class Cells:
     """The operations of the cells, for one client: reads of one written segment, writes to
-    pre-captured WORs and capture+writes to fresh ones (segments from ``seg_base`` on)."""
+    pre-captured WORs and capture+writes to fresh ones (segments from ``seg_base`` on).
+
+    Each cell's pool of fresh segments is trimmed before the next cell's is made, as an
+    application trims what it no longer needs: the servers' state stays the size of one pool
+    (a long run that never trimmed would make every compaction, whose cost grows with the live
+    state, stall a later cell)."""
 
     def __init__(self, client: WormSpaceClient, seg_base: int = 0) -> None:
         self.client, self.next_seg = client, seg_base
         self.rseg: int | None = None
         self.ri = 0
+        self.pool_segments: list[int] = []
 
     async def fresh_segments(self, k: int) -> list[int]:
         segs = list(range(self.next_seg, self.next_seg + k))
         self.next_seg += k
         await asyncio.gather(*(self.client.alloc(s, b"bench") for s in segs))
         return segs
+
+    async def trim_pool(self) -> None:
+        """Trim the segments of the last pool (not the read segment)."""
+        segs, self.pool_segments = self.pool_segments, []
+        await asyncio.gather(*(self.client.trim(s) for s in segs))
 
     async def read_segment(self) -> int:
         """A segment full of values to read (one range capture and one range write)."""
@@ -103,8 +114,10 @@ class Cells:
 
             return read
         pool = Pool()
+        await self.trim_pool()
         # Enough fresh WORs for a fast cell; pre-captured for "write".
-        for s in await self.fresh_segments(48 if conc > 1 else 8):
+        self.pool_segments = await self.fresh_segments(48 if conc > 1 else 8)
+        for s in self.pool_segments:
             if name == "write":
                 caps = await client.capture_range(s, 0, SEGMENT)
                 pool.items += [(c.address, c) for c in caps]
@@ -160,8 +173,8 @@ async def bench_mode(path: str, mode: str, concs: list[int], cell: float,
 
 
 def _child(path: str, seg_base: int, rseg: int, cell: float, conn: Any) -> None:
-    """A client process of :func:`_bench_procs`: prepare a cell on ("prep", name, conc), run
-    it from the wall-clock time it is sent next, answer (latencies, seconds)."""
+    """A client process of :class:`ClientProcs`: prepare a cell on ("prep", name, conc, cell),
+    run it from the wall-clock time it is sent next, answer (latencies, seconds)."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -172,57 +185,78 @@ def _child(path: str, seg_base: int, rseg: int, cell: float, conn: Any) -> None:
                 msg = await loop.run_in_executor(None, conn.recv)
                 if msg[0] == "stop":
                     return
-                _, name, conc = msg
+                _, name, conc, seconds = msg
                 op = await cells.op(name, conc)
                 conn.send("ready")
                 start = await loop.run_in_executor(None, conn.recv)
                 await asyncio.sleep(max(0.0, start - time.time()))
-                conn.send(await run_cell(op, conc, cell))
+                conn.send(await run_cell(op, conc, seconds))
 
     eventloop.run(main())
+
+
+class ClientProcs:
+    """``procs`` client processes (each its own asyncio loop and connections) that run a cell
+    together, its concurrency split between them; they stay up between cells. ``rseg``: the
+    written segment their reads read (:meth:`Cells.read_segment`). Use as an ``async with``."""
+
+    def __init__(self, path: str, procs: int, rseg: int, seg_base: int = 100_000) -> None:
+        self.path, self.procs, self.rseg, self.seg_base = path, procs, rseg, seg_base
+        self.pipes: list[Any] = []
+        self.children: list[Any] = []
+
+    async def __aenter__(self) -> ClientProcs:
+        ctx = multiprocessing.get_context("spawn")
+        for k in range(self.procs):
+            mine, theirs = ctx.Pipe()
+            p = ctx.Process(target=_child, args=(self.path, self.seg_base * (k + 1), self.rseg,
+                                                 0.0, theirs), daemon=True)
+            p.start()
+            self.pipes.append(mine)
+            self.children.append(p)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for k, p in enumerate(self.children):
+            self.pipes[k].send(("stop",))
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+
+    async def run(self, name: str, conc: int, cell: float) -> tuple[list[float], float, int]:
+        """Cell ``name`` at total concurrency ``conc`` for ``cell`` seconds, started together
+        in every process: (latencies, seconds, processes used)."""
+        loop = asyncio.get_running_loop()
+        n = min(self.procs, conc)
+        shares = [conc // n + (1 if k < conc % n else 0) for k in range(n)]
+        pipes = self.pipes[:n]
+        for k in range(n):
+            pipes[k].send(("prep", name, shares[k], cell))
+        for k in range(n):
+            assert await loop.run_in_executor(None, pipes[k].recv) == "ready"
+        start = time.time() + 0.2
+        for k in range(n):
+            pipes[k].send(start)
+        lat: list[float] = []
+        took = 0.0
+        for k in range(n):
+            part, t = await loop.run_in_executor(None, pipes[k].recv)
+            lat += part
+            took = max(took, t)
+        return lat, took, n
 
 
 async def _bench_procs(path: str, mode: str, concs: list[int], cell: float, procs: int
                        ) -> list[dict]:
     async with WormSpaceClient.from_file(path, timeout=2.0) as client:
         rseg = await Cells(client, 0).read_segment()
-    ctx = multiprocessing.get_context("spawn")
-    pipes, children = [], []
-    for k in range(procs):
-        mine, theirs = ctx.Pipe()
-        p = ctx.Process(target=_child, args=(path, 100_000 * (k + 1), rseg, cell, theirs),
-                        daemon=True)
-        p.start()
-        pipes.append(mine)
-        children.append(p)
-    loop = asyncio.get_running_loop()
     rows = []
-    try:
+    async with ClientProcs(path, procs, rseg) as clients:
         for conc in concs:
-            n = min(procs, conc)
-            shares = [conc // n + (1 if k < conc % n else 0) for k in range(n)]
             for name in OPS:
-                for k in range(n):
-                    pipes[k].send(("prep", name, shares[k]))
-                for k in range(n):
-                    assert await loop.run_in_executor(None, pipes[k].recv) == "ready"
-                start = time.time() + 0.2
-                for k in range(n):
-                    pipes[k].send(start)
-                lat: list[float] = []
-                took = 0.0
-                for k in range(n):
-                    part, t = await loop.run_in_executor(None, pipes[k].recv)
-                    lat += part
-                    took = max(took, t)
+                lat, took, n = await clients.run(name, conc, cell)
                 rows.append(_summary(mode, name, conc, n, lat, took))
                 print(_row(rows[-1]), file=sys.stderr, flush=True)
-    finally:
-        for k, p in enumerate(children):
-            pipes[k].send(("stop",))
-            p.join(10)
-            if p.is_alive():
-                p.kill()
     return rows
 
 
