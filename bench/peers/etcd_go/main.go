@@ -83,7 +83,10 @@ func main() {
 	seconds := flag.Float64("seconds", 3, "seconds per cell")
 	concs := flag.String("conc", "1,16,64", "concurrencies")
 	maxOps := flag.Int64("max-ops", 200000, "ops per cell at most")
+	ops := flag.String("ops", "pia,get", "cells to run at each concurrency: pia (put-if-absent), get")
+	prefix := flag.String("prefix", "gopia/", "key prefix of the put-if-absent cells (fresh keys)")
 	flag.Parse()
+	doPia, doGet := strings.Contains(*ops, "pia"), strings.Contains(*ops, "get")
 	if !strings.HasPrefix(*endpoint, "127.0.0.1:") {
 		fmt.Fprintln(os.Stderr, "loopback endpoints only")
 		os.Exit(2)
@@ -97,7 +100,7 @@ func main() {
 	defer cli.Close()
 	value := "vvvvvvvv"
 	ctx := context.Background()
-	for i := 0; i < 1024; i++ {
+	for i := 0; doGet && i < 1024; i++ {
 		k := "goread/" + strconv.Itoa(i)
 		if _, err := cli.Put(ctx, k, value); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -108,27 +111,31 @@ func main() {
 	var seq int64
 	for _, cs := range strings.Split(*concs, ",") {
 		conc, _ := strconv.Atoi(cs)
-		r := cell("put-if-absent", conc, *seconds, *maxOps, func(int64) error {
-			k := "gopia/" + strconv.FormatInt(atomic.AddInt64(&seq, 1), 10)
-			c, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			resp, err := cli.Txn(c).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-				Then(clientv3.OpPut(k, value)).Commit()
-			if err == nil && !resp.Succeeded {
-				err = fmt.Errorf("put-if-absent of a fresh key %s failed", k)
-			}
-			return err
-		})
-		enc.Encode(r)
-		r = cell("get (linearizable)", conc, *seconds, *maxOps, func(i int64) error {
-			c, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			resp, err := cli.Get(c, "goread/"+strconv.FormatInt(i%1024, 10))
-			if err == nil && (len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != value) {
-				err = fmt.Errorf("bad get")
-			}
-			return err
-		})
-		enc.Encode(r)
+		if doPia {
+			r := cell("put-if-absent", conc, *seconds, *maxOps, func(int64) error {
+				k := *prefix + strconv.FormatInt(atomic.AddInt64(&seq, 1), 10)
+				c, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				resp, err := cli.Txn(c).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+					Then(clientv3.OpPut(k, value)).Commit()
+				if err == nil && !resp.Succeeded {
+					err = fmt.Errorf("put-if-absent of a fresh key %s failed", k)
+				}
+				return err
+			})
+			enc.Encode(r)
+		}
+		if doGet {
+			r := cell("get (linearizable)", conc, *seconds, *maxOps, func(i int64) error {
+				c, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				resp, err := cli.Get(c, "goread/"+strconv.FormatInt(i%1024, 10))
+				if err == nil && (len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != value) {
+					err = fmt.Errorf("bad get")
+				}
+				return err
+			})
+			enc.Encode(r)
+		}
 	}
 }
