@@ -63,10 +63,17 @@ class GroupCommit:
         self._records: list[Sequence[Record]] = []
         self._actions: list[Action] = []
         self._in_flight = False
-        self._compacting = False
+        self._compacting = False  # a compaction is running (written aside, or switching)
+        self._switching = False  # the compaction's last step is the job in flight
         self._scheduled = False
         self._failed = False
         self._worker = _Worker("fsync") if self.durable else None
+        # Compaction (durable store): the snapshot is written aside in a thread of its own
+        # while groups go on; then, between two groups, the groups written since the cut are
+        # added to it and it replaces the log (see _compact).
+        self._compactor = _Worker("compact") if self.durable else None
+        self._since_cut: list[Any] | None = None  # groups encoded since the cut
+        self._prepared: Any = None  # the snapshot written aside, waiting for its switch
         self.fsyncs = 0
         self.records_persisted = 0
         self.largest_group = 0
@@ -87,9 +94,9 @@ class GroupCommit:
             return
         if records:
             self._records.append(records)
-        elif not self._actions and (not self._in_flight or self._compacting):
-            # Nothing pending: no earlier state to wait for (a compaction in flight holds only
-            # records that were durable already).
+        elif not self._actions and (not self._in_flight or self._switching):
+            # Nothing pending: no earlier state to wait for (a compaction's switch in flight
+            # holds only records that were durable already).
             action()
             return
         self._actions.append(action)
@@ -115,6 +122,8 @@ class GroupCommit:
         except BaseException as e:  # nothing written: still, nothing may be acknowledged
             self._done(e, actions, len(batches), n)
             return
+        if self._since_cut is not None:
+            self._since_cut.append(encoded)  # a compaction is running: its log needs it too
         if len(batches) <= self.inline_max:
             # A lone request (light load): fsync right here. Handing it to the worker thread
             # and back costs two thread switches and loop wake-ups, about as much as the fsync;
@@ -127,7 +136,7 @@ class GroupCommit:
             return
         assert self._worker is not None
         self._worker.submit(self.store.write_group, encoded,
-                            lambda e: self._done(e, actions, len(batches), n))
+                            lambda _, e: self._done(e, actions, len(batches), n))
 
     def _done(self, exc: BaseException | None, actions: list[Action], group: int, n: int
               ) -> None:
@@ -142,27 +151,61 @@ class GroupCommit:
         self.records_persisted += n
         self.largest_group = max(self.largest_group, group)
         _run(actions)
-        if self.store.wants_compaction():
+        if self._prepared is not None:
+            self._switch()  # the snapshot is ready and no group is in flight: now
+        elif not self._compacting and self.store.wants_compaction():
             self._compact()
+            if self._actions:
+                self._start()
         elif self._actions:
             self._start()
 
     def _compact(self) -> None:
-        """Compact the log in the fsync thread, from a copy of the state taken now.
+        """Compact the log from a copy of the state taken now, without holding back appends.
 
-        The copy is a consistent cut (taken on the loop, between requests; WOR states are
-        immutable, so copying the maps suffices). Building the snapshot and rewriting the log
-        then run in the worker thread, never during an fsync (one job at a time), while the
-        loop keeps reading and handling requests; their records wait for the next group,
-        which is appended to the new log. The cut may hold records not yet persisted: writing
-        them early only makes them durable sooner, and they are appended again after it."""
+        The copy is a consistent cut (taken on the loop, between requests, with no group in
+        flight; WOR states are immutable, so copying the maps suffices). The compaction thread
+        builds the snapshot and writes it aside (``compact_prepare``) while groups go on being
+        appended to the log; every group encoded from now on is also kept. When the snapshot
+        is written, at the end of the group then in flight (if any), the fsync thread appends
+        the kept groups to it and renames it over the log (``compact_finish``): only that
+        short step holds the next group back. The cut may hold records not yet persisted:
+        they are in the kept groups too, and replaying them after the snapshot changes
+        nothing (each record carries its WOR's full state, in handling order).
+
+        Before, the whole compaction ran in the fsync thread and every request that brought
+        records waited for it: seconds for a few hundred thousand live WORs."""
         state = self.state().copy()
-        self._in_flight = self._compacting = True
+        self._compacting = True
+        self._since_cut = []
+        assert self._compactor is not None
+        self._compactor.submit(self.store.compact_prepare, state, self._prepared_snapshot)
+
+    def _prepared_snapshot(self, prepared: Any, exc: BaseException | None) -> None:
+        if exc is not None:  # nothing changed: the log in use is the old one, with everything
+            self._compacting = False
+            self._since_cut = None
+            log.error("compaction failed (the log is unchanged): %s", exc)
+            return
+        if self._failed:
+            self.store.compact_abort(prepared)
+            return
+        self._prepared = prepared
+        if not self._in_flight:
+            self._switch()
+
+    def _switch(self) -> None:
+        """Finish the compaction: the kept groups onto the snapshot, then the snapshot in
+        place of the log (in the fsync thread; nothing else is in flight)."""
+        prepared, since = self._prepared, self._since_cut or []
+        self._prepared, self._since_cut = None, None
+        self._in_flight = self._switching = True
         assert self._worker is not None
-        self._worker.submit(self.store.compact, state, self._compacted)
+        self._worker.submit(lambda p: self.store.compact_finish(p, since), prepared,
+                            lambda _, e: self._compacted(e))
 
     def _compacted(self, exc: BaseException | None) -> None:
-        self._in_flight = self._compacting = False
+        self._in_flight = self._compacting = self._switching = False
         self.compactions += exc is None
         if isinstance(exc, LogSwitchError):
             # The new log is in use but its rename may not survive a crash: what we append
@@ -185,25 +228,27 @@ class GroupCommit:
             await asyncio.sleep(0.005)
 
     def close(self) -> None:
-        """Stop the worker thread (after the jobs already submitted)."""
-        if self._worker is not None:
-            self._worker.close()
+        """Stop the worker threads (after the jobs already submitted). A snapshot written
+        aside and not switched in is left as ``<log>.tmp``, overwritten by the next one."""
+        for worker in (self._compactor, self._worker):
+            if worker is not None:
+                worker.close()
 
 
 class _Worker:
     """One thread that runs jobs in order and reports each outcome back on the event loop:
-    ``submit(fn, arg, done)`` runs ``fn(arg)`` in the thread, then ``done(exc)`` (``exc`` None
-    on success) on the loop that submitted it. The thread starts on first use."""
+    ``submit(fn, arg, done)`` runs ``fn(arg)`` in the thread, then ``done(result, exc)`` (``exc``
+    None on success) on the loop that submitted it. The thread starts on first use."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._jobs: queue.SimpleQueue[tuple[Callable[[Any], object], object,
-                                            Callable[[BaseException | None], None],
+                                            Callable[[Any, BaseException | None], None],
                                             asyncio.AbstractEventLoop] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     def submit(self, fn: Callable[[Any], object], arg: object,
-               done: Callable[[BaseException | None], None]) -> None:
+               done: Callable[[Any, BaseException | None], None]) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
             self._thread.start()
@@ -213,13 +258,14 @@ class _Worker:
         jobs = self._jobs
         while (job := jobs.get()) is not None:
             fn, arg, done, loop = job
+            result: object = None
             exc: BaseException | None = None
             try:
-                fn(arg)
+                result = fn(arg)
             except BaseException as e:  # reported to the loop, which decides
                 exc = e
             try:
-                loop.call_soon_threadsafe(done, exc)
+                loop.call_soon_threadsafe(done, result, exc)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 pass
 

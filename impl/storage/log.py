@@ -16,7 +16,10 @@ that may have been acknowledged, which a person should look at.
 
 Compaction: :meth:`RecordLog.rewrite` writes a new log holding only the given records to a
 temporary file, fsyncs it, opens and locks it, renames it over the log and fsyncs the directory,
-so a crash leaves either the old log or the new one, never a mix. Everything that can fail
+so a crash leaves either the old log or the new one, never a mix. It comes in two halves, so
+that appends can go on while the new log is written: :meth:`RecordLog.prepare_rewrite` writes
+it aside, and :meth:`RecordLog.finish_rewrite` appends what was appended meanwhile, then
+renames. Everything that can fail
 before the rename leaves the old log in place and in use; after the rename the log switches to
 the new file at once, and a failure to make the rename durable is a :class:`LogSwitchError`
 (appends must not be acknowledged any more: a crash could bring back the old log).
@@ -120,6 +123,16 @@ def _scan(data: bytes) -> tuple[list[object], int, str | None]:
     return out, pos, None
 
 
+@dataclass(frozen=True)
+class PendingRewrite:
+    """A new log written and locked under a temporary name (:meth:`RecordLog.prepare_rewrite`)."""
+
+    tmp: str
+    fd: int
+    size: int
+    records: int
+
+
 class RecordLog:
     """An open log file (exclusively locked); create with :meth:`open`."""
 
@@ -186,17 +199,34 @@ class RecordLog:
         The new file is written, fsynced, opened and locked under a temporary name first: if
         any of that, or the rename, fails, the old log stays in place and in use (appends keep
         going to the file at :attr:`path`). Once renamed, the open file *is* the log; if the
-        directory fsync then fails, :class:`LogSwitchError`."""
+        directory fsync then fails, :class:`LogSwitchError`. The same as
+        :meth:`prepare_rewrite` then :meth:`finish_rewrite` with nothing to catch up."""
+        self.finish_rewrite(self.prepare_rewrite(payloads))
+
+    def prepare_rewrite(self, payloads: Iterable[object]) -> PendingRewrite:
+        """The first half of :meth:`rewrite`: the new log, written, fsynced and locked under a
+        temporary name, not yet in use. Touches nothing of this log, so it may run in another
+        thread while appends go on; then :meth:`finish_rewrite` or :meth:`abort_rewrite`."""
         items = list(payloads)
         tmp = self.path + ".tmp"
         fd, size = _write_new(tmp, items)
+        return PendingRewrite(tmp, fd, size, len(items))
+
+    def finish_rewrite(self, pending: PendingRewrite, blob: bytes = b"", count: int = 0) -> None:
+        """The second half: append ``blob`` (``count`` records, encoded: what was appended to
+        this log since the new one's contents were taken) to the new log, fsync it, and rename
+        it over this one. A failure before the rename discards the new log and leaves this one
+        in use; after it, as in :meth:`rewrite`."""
         try:
-            os.replace(tmp, self.path)
+            if blob:
+                _write_all(pending.fd, blob)
+                os.fsync(pending.fd)
+            os.replace(pending.tmp, self.path)
         except BaseException:
-            _discard(fd, tmp)
+            _discard(pending.fd, pending.tmp)
             raise
-        old, self._fd = self._fd, fd
-        self.size, self.records = size, len(items)
+        old, self._fd = self._fd, pending.fd
+        self.size, self.records = pending.size + len(blob), pending.records + count
         os.close(old)
         try:
             fsync_dir(os.path.dirname(self.path))
@@ -204,6 +234,10 @@ class RecordLog:
             raise LogSwitchError(f"{self.path}: compacted log renamed into place, but the "
                                  f"directory fsync failed ({exc}): the rename may not survive "
                                  f"a crash") from exc
+
+    def abort_rewrite(self, pending: PendingRewrite) -> None:
+        """Drop a prepared new log that will not be used."""
+        _discard(pending.fd, pending.tmp)
 
     def close(self) -> None:
         """Close the file (appended but unsynced records may be lost, as in a crash)."""

@@ -24,7 +24,7 @@ from ..core.records import (
     record_from_plain,
     record_to_plain,
 )
-from .log import LogError, RecordLog, Recovery, encode_record
+from .log import LogError, PendingRewrite, RecordLog, Recovery, encode_record
 
 LOG_NAME = "acceptor.log"
 
@@ -61,6 +61,17 @@ class StateStore(Protocol):
 
     def compact(self, state: AcceptorState) -> None:
         """Replace the stored history by a snapshot of ``state``."""
+
+    def compact_prepare(self, state: AcceptorState) -> Any:
+        """The first half of :meth:`compact`, for a thread of its own while groups go on: the
+        snapshot of ``state``, made ready aside (for the durable store, written to a file)."""
+
+    def compact_finish(self, prepared: Any, since: Sequence[Any]) -> None:
+        """The second half, with no group in flight: add the groups encoded since the
+        snapshot's state was taken (``encode_group``'s results, in order), then use it."""
+
+    def compact_abort(self, prepared: Any) -> None:
+        """Drop a prepared snapshot that will not be used."""
 
     def close(self) -> None:
         """Release the store."""
@@ -134,10 +145,33 @@ class DurableStore:
 
     def compact(self, state: AcceptorState) -> None:
         """Atomically replace the log by a snapshot (drops trimmed segments' history)."""
+        self.compact_finish(self.compact_prepare(state), [])
+
+    def compact_prepare(self, state: AcceptorState) -> tuple[PendingRewrite, int]:
+        """The first half of :meth:`compact`, which may run in a thread of its own while
+        groups are appended: the snapshot of ``state`` written aside (not yet the log), and
+        how many records it holds. Built straight from the state's maps, unsorted, in group
+        records of :data:`SNAPSHOT_GROUP`."""
         plain = state.snapshot_plain()
-        self.log.rewrite([GROUP, plain[i:i + SNAPSHOT_GROUP]]
-                         for i in range(0, len(plain), SNAPSHOT_GROUP))
-        self.live = self.kept = len(plain)
+        pending = self.log.prepare_rewrite([GROUP, plain[i:i + SNAPSHOT_GROUP]]
+                                           for i in range(0, len(plain), SNAPSHOT_GROUP))
+        return pending, len(plain)
+
+    def compact_finish(self, prepared: tuple[PendingRewrite, int],
+                       since: Sequence[tuple[bytes, int]]) -> None:
+        """The second half, with no append in flight: add the groups appended since the
+        snapshot's state was taken (what :meth:`encode_group` returned for them, in order) and
+        switch to the new log. A failure before the switch keeps the old log (which has those
+        groups too); :class:`LogSwitchError` after it."""
+        pending, live = prepared
+        count = sum(c for _, c in since)
+        self.log.finish_rewrite(pending, b"".join(b for b, _ in since),
+                                sum(1 for _, c in since if c))
+        self.live, self.kept = live, live + count
+
+    def compact_abort(self, prepared: tuple[PendingRewrite, int]) -> None:
+        """Drop a prepared snapshot that will not be used."""
+        self.log.abort_rewrite(prepared[0])
 
     def close(self) -> None:
         """Close the log file."""
@@ -220,8 +254,23 @@ class MemoryStore:
 
     def compact(self, state: AcceptorState) -> None:
         """Replace the kept records by a snapshot of ``state``."""
-        self.records = state.snapshot(ordered=False)
+        self.compact_finish(self.compact_prepare(state), [])
+
+    def compact_prepare(self, state: AcceptorState) -> list[Record]:
+        """The snapshot's records."""
+        return state.snapshot(ordered=False)
+
+    def compact_finish(self, prepared: list[Record],
+                       since: Sequence[Sequence[Sequence[Record]]]) -> None:
+        """Keep the snapshot and the groups' records after it."""
+        self.records = list(prepared)
         self.live = len(self.records)
+        for batches in since:
+            for batch in batches:
+                self.records.extend(batch)
+
+    def compact_abort(self, prepared: list[Record]) -> None:
+        """Nothing to drop."""
 
     def close(self) -> None:
         """Nothing to release."""
