@@ -83,18 +83,24 @@ class _Proto:
     transport: _Transport
 
 
+def wire_in_process(client: WormSpaceClient, key: bytes) -> list[_Server]:
+    """Connect each of ``client``'s server connections to an in-process acceptor (no
+    sockets); the acceptors, whose ``cpu`` counts the time spent serving."""
+    servers: list[_Server] = []
+    for sid in client.config.servers:
+        conn = client._conn(sid)
+        server = _Server(key)
+        servers.append(server)
+        proto = _Proto()
+        proto.transport = _Transport(conn, proto, server)
+        conn._proto, conn._decoder = proto, FrameDecoder(key)  # type: ignore[assignment]
+    return servers
+
+
 async def _run(op: str, conc: int, n_ops: int) -> tuple[float, float]:
     config = make_config(tempfile.mkdtemp(prefix="wscli-"), 3, segment_size=SEGMENT)
-    key = config.key()
-    servers: list[_Server] = []
     async with WormSpaceClient(config, timeout=2.0) as client:
-        for sid in config.servers:
-            conn = client._conn(sid)
-            server = _Server(key)
-            servers.append(server)
-            proto = _Proto()
-            proto.transport = _Transport(conn, proto, server)
-            conn._proto, conn._decoder = proto, FrameDecoder(key)  # type: ignore[assignment]
+        servers = wire_in_process(client, config.key())
         segs = n_ops // SEGMENT + 2
         for s in range(segs):
             assert await client.alloc(s, b"m")

@@ -13,6 +13,7 @@ leader's Python per command: the KV store, proposing, batching, applying, and it
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 import tempfile
@@ -22,28 +23,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "impl"))
 
-from client_path_bench import VALUE, _Proto, _Server, _Transport
+from client_path_bench import VALUE, wire_in_process
 from inproc_server import make_config
 from wormspace.impl.apps.wormpaxos import KVStore
 from wormspace.impl.net.client import WormSpaceClient
 from wormspace.impl.net.eventloop import run as run_loop
-from wormspace.impl.net.framing import FrameDecoder
 
 SEGMENT = 1024
 
 
 async def _run(conc: int, n_ops: int) -> tuple[float, float, int]:
     config = make_config(tempfile.mkdtemp(prefix="wspax-"), 3, segment_size=SEGMENT)
-    key = config.key()
-    servers: list[_Server] = []
     async with WormSpaceClient(config, timeout=2.0) as client:
-        for sid in config.servers:
-            conn = client._conn(sid)
-            server = _Server(key)
-            servers.append(server)
-            proto = _Proto()
-            proto.transport = _Transport(conn, proto, server)
-            conn._proto, conn._decoder = proto, FrameDecoder(key)  # type: ignore[assignment]
+        servers = wire_in_process(client, config.key())
         kv = KVStore(client, "bench")
         await kv.put("warm", VALUE)  # election and segment capture, outside the measurement
         done = 0
@@ -56,7 +48,7 @@ async def _run(conc: int, n_ops: int) -> tuple[float, float, int]:
 
         before = sum(s.cpu for s in servers)
         t0 = time.process_time()
-        await __import__("asyncio").gather(*(worker() for _ in range(conc)))
+        await asyncio.gather(*(worker() for _ in range(conc)))
         total = time.process_time() - t0
         server_cpu = sum(s.cpu for s in servers) - before
         assert kv.paxos.stats.applied >= n_ops
