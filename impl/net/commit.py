@@ -31,6 +31,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,6 +42,8 @@ from ..storage.store import StateStore
 log = logging.getLogger("wormspace.server")
 
 Action = Callable[[], None]
+#: Seconds before a compaction is tried again after one failed: the first wait, the longest.
+COMPACT_BACKOFF = (1.0, 60.0)
 
 
 class GroupCommit:
@@ -74,6 +77,10 @@ class GroupCommit:
         self._compactor = _Worker("compact") if self.durable else None
         self._since_cut: list[Any] | None = None  # groups encoded since the cut
         self._prepared: Any = None  # the snapshot written aside, waiting for its switch
+        # After a failed compaction (a full disk, say) the next waits: the rule that wanted
+        # it still holds, and retrying at every group would rebuild the snapshot each time.
+        self._compact_backoff = COMPACT_BACKOFF[0]
+        self._no_compaction_until = 0.0
         self.fsyncs = 0
         self.records_persisted = 0
         self.largest_group = 0
@@ -153,7 +160,8 @@ class GroupCommit:
         _run(actions)
         if self._prepared is not None:
             self._switch()  # the snapshot is ready and no group is in flight: now
-        elif not self._compacting and self.store.wants_compaction():
+        elif (not self._compacting and self.store.wants_compaction()
+              and time.monotonic() >= self._no_compaction_until):
             self._compact()
             if self._actions:
                 self._start()
@@ -185,7 +193,7 @@ class GroupCommit:
         if exc is not None:  # nothing changed: the log in use is the old one, with everything
             self._compacting = False
             self._since_cut = None
-            log.error("compaction failed (the log is unchanged): %s", exc)
+            self._compaction_failed(exc)
             return
         if self._failed:
             self.store.compact_abort(prepared)
@@ -204,9 +212,18 @@ class GroupCommit:
         self._worker.submit(lambda p: self.store.compact_finish(p, since), prepared,
                             lambda _, e: self._compacted(e))
 
+    def _compaction_failed(self, exc: BaseException) -> None:
+        """The old log is still in use, with everything: try again later, not at once."""
+        log.error("compaction failed (the log is unchanged): %s; next try in %g s", exc,
+                  self._compact_backoff)
+        self._no_compaction_until = time.monotonic() + self._compact_backoff
+        self._compact_backoff = min(self._compact_backoff * 2, COMPACT_BACKOFF[1])
+
     def _compacted(self, exc: BaseException | None) -> None:
         self._in_flight = self._compacting = self._switching = False
         self.compactions += exc is None
+        if exc is None:
+            self._compact_backoff = COMPACT_BACKOFF[0]
         if isinstance(exc, LogSwitchError):
             # The new log is in use but its rename may not survive a crash: what we append
             # now could vanish with it. As after a failed fsync: acknowledge nothing more.
@@ -216,7 +233,7 @@ class GroupCommit:
             self.on_failure(exc)
             return
         if exc is not None:  # a failed compaction leaves the old log in place, still in use
-            log.error("compaction failed (the log is unchanged): %s", exc)
+            self._compaction_failed(exc)
         if self._actions:
             self._start()
 

@@ -315,6 +315,45 @@ def test_a_compaction_whose_rename_may_not_be_durable_stops_all_replies():
     assert ran == ["w0", "w1", "read"] and failures == []
 
 
+def test_a_failed_compaction_is_retried_after_a_growing_wait_not_at_every_group():
+    """The rule that wanted a compaction still holds after it failed (a full disk, say);
+    retrying at every group would rebuild the snapshot each time. The next try waits 1 s,
+    then 2, 4... up to a minute, and replies go on meanwhile."""
+    from wormspace.impl.core.records import AcceptorState
+
+    w = WorId(0, Kind.DATA, 0)
+
+    class _FullDisk(_CompactingStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.compact_gate.set()
+            self.tries = 0
+
+        def compact_prepare(self, state):
+            self.tries += 1
+            raise OSError(28, "No space left on device (injected)")
+
+    async def scenario() -> tuple[list[int], _FullDisk, GroupCommit, list[int]]:
+        store = _FullDisk()
+        gc = GroupCommit(store, lambda: AcceptorState(), lambda e: None)  # type: ignore[arg-type]
+        acked: list[int] = []
+        tries: list[int] = []
+        for k in range(20):
+            gc.after_durable([WorRecord(w, WorState((k + 1, 1)))], lambda k=k: acked.append(k))
+            await asyncio.sleep(0.01)
+        tries.append(store.tries)  # one try, then the wait
+        gc._no_compaction_until = 0.0  # as if the wait were over
+        gc.after_durable([WorRecord(w, WorState((30, 1)))], lambda: acked.append(30))
+        await asyncio.sleep(0.05)
+        tries.append(store.tries)
+        gc.close()
+        return acked, store, gc, tries
+
+    acked, _, gc, tries = asyncio.run(scenario())
+    assert acked == [*range(20), 30] and tries == [1, 2]
+    assert gc._compact_backoff == 4.0 and gc.compactions == 0
+
+
 def test_a_memory_store_behind_group_commit_is_compacted():
     """MemoryStore (benchmarks) is compacted too, so a long run does not keep every record:
     rewriting one WOR 50 times leaves its last state, not 50 records."""
