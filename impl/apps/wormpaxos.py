@@ -74,15 +74,28 @@ class NotLeader(Exception):
     """This replica lost (or could not win) the leadership while proposing."""
 
 
-def encode_command(pid: ProposalId, payload: bytes) -> bytes:
-    """A log entry carrying ``payload`` proposed as ``pid`` = (proposer, seq)."""
-    out: bytes = msgpack.packb(["cmd", pid[0], pid[1], payload])
+def encode_command(pid: ProposalId, payload: bytes, low: int | None = None) -> bytes:
+    """A log entry carrying ``payload`` proposed as ``pid`` = (proposer, seq), with the
+    proposer's watermark ``low`` (at most ``seq``; see :func:`encode_batch`) if given."""
+    entry: list[object] = ["cmd", pid[0], pid[1], payload]
+    if low is not None:
+        entry.append(low)
+    out: bytes = msgpack.packb(entry)
     return out
 
 
-def encode_batch(commands: list[Command]) -> bytes:
-    """One log entry carrying ``commands`` (``(pid, payload)`` pairs), applied in this order."""
-    out: bytes = msgpack.packb(["batch", [[pid[0], pid[1], payload] for pid, payload in commands]])
+def encode_batch(commands: list[Command], low: tuple[int, int] | None = None) -> bytes:
+    """One log entry carrying ``commands`` (``(pid, payload)`` pairs), applied in this order.
+
+    ``low`` = ``(proposer, seq)``, a watermark: that proposer will never write again any of its
+    commands numbered below ``seq`` (each was answered before this entry took its address, so
+    every copy of it lies at a lower address). Once the entry is applied, replicas may forget
+    those commands' results (kept only to answer a retry once): the results table stays the
+    size of what proposers still have in flight."""
+    body: list[object] = ["batch", [[pid[0], pid[1], payload] for pid, payload in commands]]
+    if low is not None:
+        body.append([low[0], low[1]])
+    out: bytes = msgpack.packb(body)
     return out
 
 
@@ -93,7 +106,7 @@ def decode_entry(value: bytes) -> tuple[str, ProposalId | None, bytes | None]:
     (a value written into the log's region by someone else, a malformed batch) reads as a
     NO-OP: every replica decodes it the same way, so they stay in agreement.
     """
-    kind, commands = decode_commands(value)
+    kind, commands, _ = _decode(value)
     if kind == "cmd":
         return "cmd", commands[0][0], commands[0][1]
     return kind, None, None
@@ -108,21 +121,45 @@ def decode_commands(value: bytes) -> tuple[str, list[Command]]:
     """``(kind, commands)`` of a log entry: ``cmd`` (one command), ``batch`` (1 to
     :data:`MAX_BATCH` commands, in the order they are applied), ``noop`` or ``end`` (none).
 
-    A batch is well formed only as a whole (``["batch", [[proposer, seq, payload], ...]]``, every
-    element well formed); anything else reads as a NO-OP, on every replica alike.
+    A command is ``["cmd", proposer, seq, payload]``, optionally followed by a watermark
+    ``low <= seq``; a batch is ``["batch", [[proposer, seq, payload], ...]]``, optionally
+    followed by ``[proposer, low]``. A batch is well formed only as a whole (every element well
+    formed); anything else reads as a NO-OP, on every replica alike.
     """
+    kind, commands, _ = _decode(value)
+    return kind, commands
+
+
+Watermark = tuple[int, int]  # (proposer, seq): see encode_batch
+
+
+def _decode(value: bytes) -> tuple[str, list[Command], Watermark | None]:
+    """:func:`decode_commands`, and the entry's watermark if it carries one."""
     try:
         e = msgpack.unpackb(value)
     except Exception:
-        return "noop", []
+        return "noop", [], None
+    if type(e) is not list or not e:
+        return "noop", [], None
     if e == ["end"]:
-        return "end", []
-    if type(e) is list and len(e) == 4 and e[0] == "cmd" and _is_command(e[1:]):
-        return "cmd", [((e[1], e[2]), e[3])]
-    if (type(e) is list and len(e) == 2 and e[0] == "batch" and type(e[1]) is list
+        return "end", [], None
+    n = len(e)
+    if e[0] == "cmd" and n in (4, 5) and _is_command(e[1:4]):
+        if n == 4:
+            return "cmd", [((e[1], e[2]), e[3])], None
+        low = e[4]
+        if type(low) is int and 0 <= low <= e[2]:
+            return "cmd", [((e[1], e[2]), e[3])], (e[1], low)
+    elif (e[0] == "batch" and n in (2, 3) and type(e[1]) is list
             and 0 < len(e[1]) <= MAX_BATCH and all(_is_command(c) for c in e[1])):
-        return "batch", [((c[0], c[1]), c[2]) for c in e[1]]
-    return "noop", []
+        commands = [((c[0], c[1]), c[2]) for c in e[1]]
+        if n == 2:
+            return "batch", commands, None
+        w = e[2]
+        if type(w) is list and len(w) == 2 and type(w[0]) is int and type(w[1]) is int \
+                and w[1] >= 0:
+            return "batch", commands, (w[0], w[1])
+    return "noop", [], None
 
 
 def leader_meta(node_id: str, nonce: int) -> bytes:
@@ -177,11 +214,12 @@ class WormPaxos:
     def __init__(self, client: WormSpaceClient, node_id: str, apply: Callable[[bytes], Any], *,
                  base: int = KV_BASE, read_batch: int = 32, max_attempts: int = 6,
                  max_batch: int = 256, max_inflight: int = 4, max_batch_bytes: int = 1 << 20,
-                 recorder: Recorder | None = None) -> None:
+                 results_kept: int = 100_000, recorder: Recorder | None = None) -> None:
         if not 1 <= max_batch <= MAX_BATCH:
             raise ValueError(f"max_batch must be in 1..{MAX_BATCH}, not {max_batch}")
-        if max_inflight < 1 or max_batch_bytes < 1:
-            raise ValueError("max_inflight and max_batch_bytes must be positive")
+        if max_inflight < 1 or max_batch_bytes < 1 or results_kept < 1:
+            raise ValueError("max_inflight, max_batch_bytes and results_kept must be positive")
+        self.results_kept = results_kept
         self.max_batch, self.max_inflight = max_batch, max_inflight
         self.max_batch_bytes = max_batch_bytes
         self.client, self.node_id, self._sm = client, node_id, apply
@@ -196,8 +234,17 @@ class WormPaxos:
         #: The commands of entries this replica wrote and saw chosen, with the entry they were
         #: encoded into: applying them needs no decoding (they decode to exactly these, since
         #: ``propose`` takes bytes only).
-        self._decoded: dict[int, tuple[bytes, list[Command]]] = {}
+        self._decoded: dict[int, tuple[bytes, list[Command], Watermark]] = {}
         self._results: dict[ProposalId, Any] = {}  # applied proposals -> result (dedup)
+        #: Each proposer's watermark from the entries applied: its commands numbered below it
+        #: will never come again, so their results may go (once the table holds more than
+        #: ``results_kept``; see encode_batch).
+        self._low: dict[int, int] = {}
+        self._prune_at = results_kept
+        # Our own proposals, for the watermark: every seq below _done_below is answered;
+        # _done_above holds those answered above it (seqs are taken as proposals start).
+        self._done_below = 1
+        self._done_above: set[int] = set()
         # address -> the proposals our write there carries (pid and result future, in order)
         self._waiters: dict[int, list[_Queued]] = {}
         self._seq = 0
@@ -235,42 +282,59 @@ class WormPaxos:
         """
         if type(payload) is not bytes:
             raise TypeError(f"a command is bytes, got {type(payload).__name__}")
+        if not self.rec.enabled:
+            return self._propose(payload)
+        return self._propose_traced(payload)
+
+    async def _propose_traced(self, payload: bytes) -> Any:
         self._seq += 1
         pid = (self.proposer, self._seq)
-        if not self.rec.enabled:
-            return self._propose(pid, payload)
-        return self._propose_traced(pid, payload)
-
-    async def _propose_traced(self, pid: ProposalId, payload: bytes) -> Any:
         i = self.rec.invoke("propose", pid=list(pid), payload=payload)
         try:
-            result = await self._propose(pid, payload)
+            result = await self._propose(payload, pid)
         except BaseException as exc:
             self.rec.respond(i, "propose", error_result(exc))
             raise
         self.rec.respond(i, "propose", plain(result))
         return result
 
-    async def _propose(self, pid: ProposalId, payload: bytes) -> Any:
+    async def _propose(self, payload: bytes, pid: ProposalId | None = None) -> Any:
+        """Propose ``payload`` as ``pid`` (by default the next of ours, taken now that the
+        proposal runs: a coroutine never run takes none, so it cannot hold the watermark)."""
+        if pid is None:
+            self._seq += 1
+            pid = (self.proposer, self._seq)
         self.stats.proposed += 1
         loop = asyncio.get_running_loop()
-        for _attempt in range(self.max_attempts):
-            if pid in self._results:  # chosen by an earlier attempt (learned meanwhile)
+        try:
+            for _attempt in range(self.max_attempts):
+                if pid in self._results:  # chosen by an earlier attempt (learned meanwhile)
+                    return self._results[pid]
+                q = _Queued(pid, payload, loop.create_future())
+                if self.max_batch == 1 or self._inflight < self.max_inflight:
+                    self._inflight += 1  # a slot of our own, at once (pipelining)
+                    await self._write_entry([q])
+                else:
+                    self._queue.append(q)  # the next write that completes sends us in a batch
+                try:
+                    return await q.fut
+                except NotLeader:
+                    continue
+            if pid in self._results:
                 return self._results[pid]
-            q = _Queued(pid, payload, loop.create_future())
-            if self.max_batch == 1 or self._inflight < self.max_inflight:
-                self._inflight += 1  # a slot of our own, at once (pipelining)
-                await self._write_entry([q])
+            raise NotLeader(f"{self.node_id}: could not keep the leadership in "
+                            f"{self.max_attempts} attempts")
+        finally:  # answered: no write of it can start any more (see _write_batch)
+            seq = pid[1]
+            if seq == self._done_below:
+                seq += 1
+                above = self._done_above
+                while seq in above:
+                    above.remove(seq)
+                    seq += 1
+                self._done_below = seq
             else:
-                self._queue.append(q)  # the next write that completes sends us in a batch
-            try:
-                return await q.fut
-            except NotLeader:
-                continue
-        if pid in self._results:
-            return self._results[pid]
-        raise NotLeader(f"{self.node_id}: could not keep the leadership in "
-                        f"{self.max_attempts} attempts")
+                self._done_above.add(seq)
 
     async def _write_entry(self, batch: list[_Queued]) -> None:
         """Write ``batch`` as one entry at our next address; answer every proposal in it.
@@ -297,10 +361,19 @@ class WormPaxos:
 
     async def _write_batch(self, batch: list[_Queued]) -> None:
         address, cap, term = await self._take_slot()  # NotLeader: every proposal retries
-        if len(batch) == 1:
-            entry = encode_command(batch[0].pid, batch[0].payload)
+        # A proposal whose proposer went away while we waited for the slot is not written: a
+        # later entry's watermark may already have said it never comes again. (The slot is
+        # ours to fill: a NO-OP if nothing is left.)
+        batch = [q for q in batch if not q.fut.done()]
+        # Our watermark, taken now that the address is: every seq below it is answered, so
+        # each of its writes took a lower address than this one.
+        low = self._done_below
+        if not batch:
+            entry = NOOP
+        elif len(batch) == 1:
+            entry = encode_command(batch[0].pid, batch[0].payload, low)
         else:
-            entry = encode_batch([(q.pid, q.payload) for q in batch])
+            entry = encode_batch([(q.pid, q.payload) for q in batch], (self.proposer, low))
         waiters = self._waiters[address] = list(batch)
         try:
             outcome = await self.client.write(address, entry, cap)
@@ -316,7 +389,9 @@ class WormPaxos:
                 self.stats.batches += 1
                 self.stats.batched_commands += len(batch)
             self._known[address] = entry
-            self._decoded[address] = (entry, [(q.pid, q.payload) for q in batch])
+            if batch:
+                self._decoded[address] = (entry, [(q.pid, q.payload) for q in batch],
+                                          (self.proposer, low))
             self._advance()
         elif outcome is Outcome.PREEMPTED:
             # A new leader captured our slot: we are deposed. The slot is theirs to fill.
@@ -513,11 +588,14 @@ class WormPaxos:
             a = self.next_apply
             value = self._known.pop(a)
             mine = self._decoded.pop(a, None)
+            low: Watermark | None
             if mine is not None and mine[0] is value:
-                commands = mine[1]
+                commands, low = mine[1], mine[2]
                 kind = "cmd" if len(commands) == 1 else "batch"
             else:
-                kind, commands = decode_commands(value)
+                kind, commands, low = _decode(value)
+            if low is not None and low[1] > self._low.get(low[0], 0):
+                self._low[low[0]] = low[1]
             waiters = self._waiters.pop(a, ())
             if kind == "end":
                 seg_end = (a // self.size + 1) * self.size
@@ -554,6 +632,17 @@ class WormPaxos:
                         w.fut.set_result(results[w.pid])
                     else:  # our slot holds another value (a NO-OP filled by a new leader)
                         w.fut.set_exception(NotLeader(f"address {a} holds another value"))
+        if len(self._results) > self._prune_at:
+            self._forget()
+
+    def _forget(self) -> None:
+        """Drop the results no retry can ask for any more: every proposer's commands below its
+        latest watermark (see encode_batch). Runs when the table has doubled since the last
+        time (or passed ``results_kept``), so it costs O(1) per command."""
+        low = self._low
+        self._results = {pid: r for pid, r in self._results.items()
+                         if pid[1] >= low.get(pid[0], 0)}
+        self._prune_at = max(self.results_kept, 2 * len(self._results))
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ from wormspace.impl.apps.wormpaxos import (
     NOOP,
     KVStore,
     WormPaxos,
+    _decode,
     decode_commands,
     decode_entry,
     encode_batch,
@@ -310,27 +311,31 @@ def test_preempted_batch_is_retried_and_each_command_applied_once(inproc):
     run(scenario())
 
 
-def test_batch_kept_by_a_takeover_is_applied_once_though_its_proposers_retry(inproc):
+@pytest.mark.parametrize("base, kept", [(30, 100_000), (34, 1)])
+def test_batch_kept_by_a_takeover_is_applied_once_though_its_proposers_retry(inproc, base, kept):
     """A's batch is chosen, but a rival's takeover (which finds a hole below it) preempts A
     before A hears back: the rival keeps the batch verbatim and fills the hole; A's proposers
     see NotLeader and retry, so a command is in the log twice (batch and retry), yet every
-    replica applies each command once and every proposer gets its first result."""
+    replica applies each command once and every proposer gets its first result. With
+    ``results_kept=1`` every replica forgets results as soon as a watermark allows: the retry
+    comes after the batch in the log, but before any watermark that covers it."""
     async def scenario():
         ca, cb, cc = (WormSpaceClient(inproc) for _ in range(3))
         la: list[bytes] = []
         lb: list[bytes] = []
         lc: list[bytes] = []
         events: list[dict] = []
-        a = WormPaxos(ca, "A", _seq_sm(la), base=30, max_inflight=2,
+        a = WormPaxos(ca, "A", _seq_sm(la), base=base, max_inflight=2, results_kept=kept,
                       recorder=Recorder("A", events))
-        b = WormPaxos(cb, "B", _seq_sm(lb), base=30, recorder=Recorder("B", events))
+        b = WormPaxos(cb, "B", _seq_sm(lb), base=base, results_kept=kept,
+                      recorder=Recorder("B", events))
         real_write = ca.write
         release = asyncio.Event()
         batch_at: list[tuple[int, bytes]] = []
 
         async def write(address, value, cid=None):
             kind = decode_commands(value)[0]
-            if address == 30 * SIZE:  # A's first slot: held back, a hole for the rival
+            if address == base * SIZE:  # A's first slot: held back, a hole for the rival
                 await release.wait()
             elif kind == "batch" and not batch_at:
                 out = await real_write(address, value, cid)
@@ -346,11 +351,12 @@ def test_batch_kept_by_a_takeover_is_applied_once_though_its_proposers_retry(inp
         cmds = _cmds(20)
         results = await asyncio.gather(*(a.propose(c) for c in cmds))
         addr, value = batch_at[0]
-        assert addr == 30 * SIZE + 2 and await cc.read(addr) == value  # kept verbatim
-        assert b.stats.takeovers == [(30, 2, 1)] and await cc.read(30 * SIZE) == NOOP
+        assert addr == base * SIZE + 2 and await cc.read(addr) == value  # kept verbatim
+        assert b.stats.takeovers == [(base, 2, 1)] and await cc.read(base * SIZE) == NOOP
         assert [la[r - 1] for r in results] == cmds
         assert sorted(la) == sorted(cmds) and a.stats.applied == 20
-        c = WormPaxos(cc, "C", _seq_sm(lc), base=30, recorder=Recorder("C", events))
+        c = WormPaxos(cc, "C", _seq_sm(lc), base=base, results_kept=kept,
+                      recorder=Recorder("C", events))
         await c.sync()
         await b.sync()
         assert lc == lb == la and b.stats.applied == c.stats.applied == 20
@@ -425,6 +431,82 @@ def test_malformed_batch_entries_decode_as_noop(entry):
     value = msgpack.packb(entry)
     assert decode_commands(value) == ("noop", [])
     assert decode_entry(value) == ("noop", None, None)
+
+
+def test_entries_with_a_watermark_round_trip_and_a_bad_one_is_a_noop():
+    """A proposer's entries carry its watermark (its seqs below it never come again); old
+    entries without one still decode; a malformed one makes the entry a NO-OP everywhere."""
+    cmds = [((7, i), b"p%d" % i) for i in range(3, 6)]
+    assert _decode(encode_batch(cmds, (7, 3))) == ("batch", cmds, (7, 3))
+    assert _decode(encode_batch(cmds)) == ("batch", cmds, None)
+    assert _decode(encode_command((7, 5), b"p", 2)) == ("cmd", [((7, 5), b"p")], (7, 2))
+    assert _decode(encode_command((7, 5), b"p")) == ("cmd", [((7, 5), b"p")], None)
+    assert decode_entry(encode_command((7, 5), b"p", 5)) == ("cmd", (7, 5), b"p")
+    for bad in (6, -1, "2", 2.0, None, True):
+        assert decode_commands(msgpack.packb(["cmd", 7, 5, b"p", bad])) == ("noop", [])
+    raw = [[7, 1, b"x"]]
+    for bad in ([7], [7, -1], ["7", 2], [7, 2, 3], 5, None):
+        assert decode_commands(msgpack.packb(["batch", raw, bad])) == ("noop", [])
+
+
+def test_the_results_table_keeps_only_what_a_retry_may_still_ask_for(inproc):
+    """Results are kept to answer a retried command once; each entry's watermark says which
+    of its proposer's commands can never come again, and those go once the table passes
+    results_kept: the leader's and a learner's tables stay small, and every command is
+    still applied once."""
+    async def scenario():
+        ca, cb = WormSpaceClient(inproc), WormSpaceClient(inproc)
+        la: list[bytes] = []
+        lb: list[bytes] = []
+        a = WormPaxos(ca, "A", _seq_sm(la), base=16, results_kept=40)
+        for r in range(12):
+            cmds = _cmds(30, f"r{r}-")
+            results = await asyncio.gather(*(a.propose(c) for c in cmds))
+            assert [la[x - 1] for x in results] == cmds
+        assert a.stats.applied == 360 and a.stats.duplicates == 0
+        assert len(a._results) <= 80 and a._low[a.proposer] > 300
+        b = WormPaxos(cb, "B", _seq_sm(lb), base=16, results_kept=40)
+        await b.sync()
+        assert lb == la and len(b._results) <= 80
+        for c in (ca, cb):
+            await c.close()
+
+    run(scenario())
+
+
+def test_a_proposal_whose_proposer_left_while_waiting_for_a_slot_is_not_written(inproc):
+    """A batch waits for its slot (an election, say) while its proposer is cancelled: the
+    command is left out when the slot comes (a later entry's watermark may already have said
+    it never comes again), and the slot is filled with a NO-OP."""
+    async def scenario():
+        ca = WormSpaceClient(inproc)
+        applied: list[bytes] = []
+        a = WormPaxos(ca, "A", _seq_sm(applied), base=18, max_inflight=1)
+        assert await a.propose(b"first") == 1  # elected; the segment is captured
+        gate, calls = asyncio.Event(), [0]
+        take = a._take_slot
+
+        async def slow_second_slot():
+            calls[0] += 1
+            if calls[0] == 2:
+                await gate.wait()
+            return await take()
+
+        a._take_slot = slow_second_slot  # type: ignore[method-assign]
+        keep = asyncio.ensure_future(a.propose(b"keep"))  # the one write in flight
+        drop = asyncio.ensure_future(a.propose(b"drop"))  # queued: goes out after "keep"
+        assert await keep == 2
+        await asyncio.sleep(0.05)  # "drop"'s batch now waits for its slot
+        drop.cancel()
+        await asyncio.sleep(0.01)
+        gate.set()
+        await asyncio.sleep(0.1)
+        hole = 18 * SIZE + 2
+        assert decode_commands(await ca.read(hole)) == ("noop", [])
+        assert await a.propose(b"after") == 3 and applied == [b"first", b"keep", b"after"]
+        await ca.close()
+
+    run(scenario())
 
 
 def test_batch_entry_round_trip_and_limits():
