@@ -67,10 +67,6 @@ VALUE = b"v" * 8
 PARTS = ("writes", "read", "paxos", "log")
 
 
-def _stats(lat: list[float], took: float) -> dict[str, Any]:
-    return peers_bench.stats(lat, took)
-
-
 class Systems:
     """Every cluster and client of the run, up from start to end (see the module text)."""
 
@@ -140,7 +136,7 @@ class Systems:
                                                  self.cell)
         else:
             lat, took, _ = await self.procs.run(name, conc, self.cell)
-        return _stats(lat, took)
+        return peers_bench.stats(lat, took)
 
     async def paxos(self) -> dict[str, Any]:
         n = 0
