@@ -246,7 +246,7 @@ class GroupCommit:
 
     def close(self) -> None:
         """Stop the worker threads (after the jobs already submitted). A snapshot written
-        aside and not switched in is left as ``<log>.tmp``, overwritten by the next one."""
+        aside and not switched in is left as ``<log>.tmp``; the log's next open removes it."""
         for worker in (self._compactor, self._worker):
             if worker is not None:
                 worker.close()

@@ -509,6 +509,10 @@ def open_store(data: str | None, memory: bool) -> tuple[StateStore, AcceptorStat
         log.log(level, "log tail dropped at offset %d (%d bytes): %s; the dropped bytes are "
                 "saved in %s; serving the %d committed records before it",
                 d.offset, d.size, d.reason, d.saved_to, rec.records)
+    if rec.stale_snapshot is not None:
+        log.info("removed %s.tmp (%d bytes), the snapshot of a compaction that had not been "
+                 "switched in when this server last stopped; the log holds everything it did",
+                 store.log.path, rec.stale_snapshot)
     return store, state
 
 

@@ -73,6 +73,10 @@ class Recovery:
 
     records: int
     dropped: Dropped | None = None
+    #: The size in bytes of a compaction's snapshot left as ``<log>.tmp`` by a process that
+    #: stopped before switching it in, removed at open (None: there was none). The log itself
+    #: holds everything the snapshot did.
+    stale_snapshot: int | None = None
 
 
 def fsync_dir(directory: str) -> None:
@@ -163,7 +167,9 @@ class RecordLog:
             dropped = None
             if reason is not None:
                 dropped = _drop_tail(path, fd, data, good, reason)
-            return cls(path, fd, good, len(payloads)), payloads, Recovery(len(payloads), dropped)
+            stale = _remove_stale_snapshot(path)
+            return (cls(path, fd, good, len(payloads)), payloads,
+                    Recovery(len(payloads), dropped, stale))
         except BaseException:
             os.close(fd)
             raise
@@ -244,6 +250,21 @@ class RecordLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _remove_stale_snapshot(path: str) -> int | None:
+    """Remove ``path.tmp``, a compaction's snapshot that was never switched in (its process
+    stopped first: we hold the log's lock, so no process is writing it); returns its size, None
+    if there was none. Safe in every case: the snapshot only repeats what the log holds, and a
+    switch that renamed it into place leaves no ``.tmp`` behind."""
+    tmp = path + ".tmp"
+    try:
+        size = os.stat(tmp).st_size
+        os.unlink(tmp)
+    except FileNotFoundError:
+        return None
+    fsync_dir(os.path.dirname(path))
+    return size
 
 
 def _create(path: str, payloads: list[object]) -> None:

@@ -221,6 +221,28 @@ def test_a_rewrite_that_fails_before_the_rename_keeps_the_old_log_in_use(
     assert not (tmp_path / "acceptor.log.tmp").exists()
 
 
+def test_a_snapshot_never_switched_in_is_removed_at_the_next_open(tmp_path: Path) -> None:
+    path = tmp_path / "acceptor.log"
+    log = committed_log(path, 5)
+    pending = log.prepare_rewrite([payload(0)])  # a compaction's snapshot, written aside
+    tmp = tmp_path / "acceptor.log.tmp"
+    assert tmp.exists() and tmp.stat().st_size == pending.size
+    # While the log is held, a second open is refused and touches neither file.
+    with pytest.raises(LogError, match="in use"):
+        RecordLog.open(str(path))
+    assert tmp.exists()
+    log.close()  # the process stops before the switch: the snapshot's fd goes with it
+    os.close(pending.fd)
+    log, payloads, recovery = RecordLog.open(str(path))
+    log.close()
+    assert payloads == [payload(i) for i in range(5)]  # the log, not the snapshot
+    assert recovery.stale_snapshot == pending.size and recovery.dropped is None
+    assert not tmp.exists()
+    log, _, recovery = RecordLog.open(str(path))
+    log.close()
+    assert recovery.stale_snapshot is None
+
+
 def test_a_rewrite_switches_to_the_new_file_even_if_the_dir_fsync_fails(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "acceptor.log"
