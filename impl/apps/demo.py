@@ -84,7 +84,7 @@ async def _demo_kv(path: str) -> None:
         # slot n never written.
         await a.put("y", b"A-again")
         p = a.paxos
-        (hole, _, _), (after, cap, _) = await p._take_slot(), await p._take_slot()
+        (hole, _), (after, cap) = await p.reserve_slot(), await p.reserve_slot()
         await ca.write(after, encode_command((p.proposer, 10**6),
                                               msgpack.packb(["put", "z", b"chosen-before-crash"])),
                        cap)

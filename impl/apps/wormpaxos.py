@@ -443,6 +443,14 @@ class WormPaxos:
         if self._waiters.get(address) is waiters:
             del self._waiters[address]
 
+    async def reserve_slot(self) -> tuple[int, Capture]:
+        """Take the next address of our segment and its capture id without proposing anything
+        there (electing or extending first): for fault injection (the demo, tests). Left
+        unwritten it is a hole, which the next leader's takeover fills with NO-OP; a command
+        written there (``encode_command``) with the capture id is applied like any other."""
+        address, cap, _term = await self._take_slot()
+        return address, cap
+
     async def _take_slot(self) -> tuple[int, Capture, int]:
         """The next address of our segment, its capture id and our term (electing or extending
         first)."""

@@ -101,8 +101,8 @@ def test_failover_keeps_chosen_commands_and_fills_holes_with_noop(cluster):
             await a.put(f"a{i}", b"x")
         p = a.paxos
         # A "crashes" mid-pipeline: slots 3 and 5 are written (chosen), 4 never is.
-        slots = [await p._take_slot() for _ in range(3)]
-        for (addr, cap, _term), key in ((slots[0], "s3"), (slots[2], "s5")):
+        slots = [await p.reserve_slot() for _ in range(3)]
+        for (addr, cap), key in ((slots[0], "s3"), (slots[2], "s5")):
             entry = encode_command((p.proposer, 1000 + addr), msgpack.packb(["put", key, b"c"]))
             assert await ca.write(addr, entry, cap) is Outcome.OK
         hole = slots[1][0]
