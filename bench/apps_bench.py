@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -179,6 +180,7 @@ def main() -> int:
     ap.add_argument("--only", default="paxos,log,tx")
     ap.add_argument("--json", help="also write the rows as JSON to this file")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stops its clusters too
     parts = set(args.only.split(","))
     paxos_rows: list[dict[str, Any]] = []
     log_rows: list[dict[str, Any]] = []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -78,6 +79,7 @@ def main() -> int:
     ap.add_argument("--segments", type=int, default=300)
     ap.add_argument("--seconds", type=float, default=20.0)
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stops its clusters too
     with tempfile.TemporaryDirectory(prefix="wscompact-") as d:
         config = local_cluster.create(d, 3, "paxos", segment_size=SEGMENT)
         local_cluster.up(config)

@@ -68,6 +68,7 @@ def main() -> int:
     ap.add_argument("--thrifty", action="store_true",
                     help="each phase to a majority first (client option thrifty=True)")
     args = ap.parse_args()
+    net_bench.stop_on_sigterm()
     # Only passed when asked, so that trees whose client has no such option still run.
     options = {"thrifty": True} if args.thrifty else {}
     for _ in range(args.rounds):

@@ -23,6 +23,16 @@ The goals (issue #6), each WormSpace cell fsync'd, 3-server Paxos-WOR:
 * WormLog ``append`` p50 at 1 client "flat in the replica count": 3 replicas against 1
   (Paxos-WOR, a sequencer process each); the target used here is at most 1.2x.
 
+And, not a goal but what bounds the one-client goals (part ``floor``), in the same pairs as
+etcd's put-if-absent at one client: how fast one process can append one acceptor record to a log
+on this disk and fsync it, again and again (``DurableStore.persist``, in the benchmark's own
+process, the data directory on the same file system as the servers'), and a 1-server WormSpace
+cluster's write and capture+write at one client (the same stack with no replication). A write
+is acknowledged only after at least one such fsync, a capture+write after two in sequence (the
+capture's promise, then the accept): so ``1 / fsync`` and ``1 / (2 fsync)`` bound what any
+implementation that keeps that rule could do at one client on this disk, whatever its CPU cost
+and network, and their ratios to etcd say whether the 2x and 4x goals are within that bound.
+
 The anchors quoted in the issue (etcd 364 / 1,628 / 2,359 put-if-absent/s, PySyncObj 4.8K/s) are
 printed beside, for reference; they were measured on this kind of machine at some unknown
 speed of it.
@@ -53,18 +63,22 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import apps_bench
+import floor_echo
 import net_bench
 import peers_bench
 from peers_bench import ANCHORS, EtcdCluster, SyncObjCluster, log, ws_cluster
 from wormspace.impl.apps.wormpaxos import KVStore
+from wormspace.impl.core.messages import Kind, WorId
+from wormspace.impl.core.records import WorRecord, WorState
 from wormspace.impl.net import eventloop
 from wormspace.impl.net.client import WormSpaceClient
+from wormspace.impl.storage.store import DurableStore
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONCS = [1, 16, 64]
 INFLIGHT = 1024
 VALUE = b"v" * 8
-PARTS = ("writes", "read", "paxos", "log")
+PARTS = ("writes", "read", "paxos", "log", "floor")
 
 
 class Systems:
@@ -79,7 +93,7 @@ class Systems:
         self.sync_leader = 0
 
     async def start(self, stack: AsyncExitStack, sync: ExitStack) -> None:
-        if self.parts & {"writes", "read"}:
+        if self.parts & {"writes", "read", "floor"}:
             go_bin, note = peers_bench.build_go_client()
             if go_bin is None:
                 raise SystemExit(f"the etcd Go client could not be built: {note}")
@@ -93,6 +107,7 @@ class Systems:
             self.etcd_ep = await asyncio.get_running_loop().run_in_executor(
                 None, lambda: asyncio.run(etcd.leader_endpoint()))
             log(f"etcd leader at {self.etcd_ep}")
+        if self.parts & {"writes", "read", "floor"}:
             path = sync.enter_context(ws_cluster(3, False))
             self.client = await stack.enter_async_context(
                 WormSpaceClient.from_file(path, timeout=2.0))
@@ -112,6 +127,15 @@ class Systems:
                                                   "seconds": 0.5, "max_ops": 5000})
         if "log" in self.parts:
             self.log_paths = {n: sync.enter_context(ws_cluster(n, False)) for n in (1, 3)}
+        if "floor" in self.parts:
+            path = sync.enter_context(ws_cluster(1, False))
+            one = await stack.enter_async_context(WormSpaceClient.from_file(path, timeout=2.0))
+            self.one_cells = net_bench.Cells(one)
+            # the probe's log: the file system of the servers' data (tempfile's directory)
+            d = sync.enter_context(tempfile.TemporaryDirectory(prefix="goals-fsync-"))
+            self.probe, _state, _recovery = DurableStore.open(d, compact_after=10**9)
+            sync.callback(self.probe.close)
+            self.echo_ports = sync.enter_context(floor_echo.echo_cluster(3, True))
 
     # -- one cell each ------------------------------------------------------------------------
 
@@ -137,6 +161,29 @@ class Systems:
         else:
             lat, took, _ = await self.procs.run(name, conc, self.cell)
         return peers_bench.stats(lat, took)
+
+    async def one_server(self, name: str) -> dict[str, Any]:
+        """A 1-server cluster's cell ``name`` at one client."""
+        lat, took = await net_bench.run_cell(await self.one_cells.op(name, 1), 1, self.cell)
+        return peers_bench.stats(lat, took)
+
+    async def echo_floor(self, conc: int) -> dict[str, Any]:
+        """Bare echo+fsync servers, ``conc`` requests in flight, each done at two answers of
+        three."""
+        return await floor_echo.quorum_rounds(self.echo_ports, 2, self.cell, conc)
+
+    def fsync_probe(self) -> dict[str, Any]:
+        """One acceptor record appended and fsynced, again and again, for a cell's time."""
+        lat: list[float] = []
+        t0 = time.perf_counter()
+        deadline = t0 + self.cell
+        i = 0
+        while (now := time.perf_counter()) < deadline:
+            i += 1
+            rec = WorRecord(WorId(i, Kind.DATA, 0), WorState((1, 1), (1, 1), VALUE))
+            self.probe.persist((rec,))
+            lat.append(time.perf_counter() - now)
+        return peers_bench.stats(lat, time.perf_counter() - t0)
 
     async def paxos(self) -> dict[str, Any]:
         n = 0
@@ -230,7 +277,45 @@ async def run_pairs(sy: Systems, pairs: int) -> list[dict[str, Any]]:
             ratio = three["p50_ms"] / one["p50_ms"]
             add("WormLog append p50, 3 replicas / 1", 1, k, three, one, "p50_ms", ratio, 1.2,
                 ratio <= 1.2)
+        if "floor" in sy.parts:
+            for conc in CONCS:
+                await _floor_pair(sy, k, conc, add)
     return rows
+
+
+async def _floor_pair(sy: Systems, k: int, conc: int, add: Callable[..., None]) -> None:
+    """Part ``floor``, pair ``k`` at ``conc``: etcd's put-if-absent, the bare echo floor and
+    WormSpace's write and capture+write (the better of 1 and 2 client processes), back to back;
+    at one client also the disk alone and a 1-server cluster."""
+    procs = [1] if conc == 1 else [1, 2]
+    names = [(op, p) for op in ("write", "capture+write") for p in procs]
+    cells: list[Callable[[], Awaitable[dict[str, Any]]]] = [
+        _sync(lambda: sy.etcd("pia", conc)), lambda: sy.echo_floor(conc)]
+    cells += [lambda op=op, p=p: sy.ws(op, conc, p) for op, p in names]
+    if conc == 1:
+        cells += [_sync(sy.fsync_probe), lambda: sy.one_server("write"),
+                  lambda: sy.one_server("capture+write")]
+    res = await _in_order(k, cells)
+    etcd, echo = res[0], res[1]
+    ours = dict(zip(names, res[2:2 + len(names)]))
+    echo2 = dict(echo, ops_per_s=round(echo["ops_per_s"] / 2))
+    best = {op: max((ours[(op, p)] for p in procs), key=lambda r: r["ops_per_s"])
+            for op in ("write", "capture+write")}
+    rows = [("floor: bare echo+fsync quorum rounds, 3 servers (write goal)", echo, 4.0),
+            ("floor: two such rounds per op (capture+write goal)", echo2, 2.0),
+            ("write, beside the floor", best["write"], 4.0),
+            ("capture+write, beside the floor", best["capture+write"], 2.0)]
+    if conc == 1:
+        probe, w1, cw1 = res[2 + len(names):]
+        rows += [("floor: the disk alone, 1 / fsync (write goal)", probe, 4.0),
+                 ("1-server cluster write (no replication)", w1, 4.0),
+                 ("1-server cluster capture+write (no replication)", cw1, 2.0)]
+    e = max(etcd["ops_per_s"], 1)
+    for goal, mine, target in rows:
+        ratio = mine["ops_per_s"] / e
+        floor = echo2 if "capture" in goal or "two such" in goal else echo
+        add(goal, conc, k, mine, etcd, "ops_per_s", ratio, target, ratio >= target,
+            of_floor=round(mine["ops_per_s"] / max(floor["ops_per_s"], 1), 3))
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -304,6 +389,7 @@ def main() -> int:
     ap.add_argument("--only", default=",".join(PARTS), help=f"a subset of {','.join(PARTS)}")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "goals.json"))
     args = ap.parse_args()
+    net_bench.stop_on_sigterm()
     if args.pairs < 1 or args.cell <= 0:
         ap.error("--pairs must be at least 1 and --cell positive")
     result = eventloop.run(amain(args))

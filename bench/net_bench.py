@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import signal
 import statistics
 import sys
 import tempfile
@@ -35,6 +36,12 @@ from wormspace.impl.net.client import Capture, WormSpaceClient
 
 SEGMENT = 1024
 VALUE = b"v" * 8  # the paper's 8-byte values
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a timeout) stop a benchmark the way Ctrl-C does, so that the
+    clusters it started in background processes are stopped with it, not left running."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 class Pool:
@@ -275,6 +282,7 @@ def main() -> int:
                     help="client processes sharing each cell's concurrency (default 1)")
     ap.add_argument("--json", help="also write the rows as JSON to this file")
     args = ap.parse_args()
+    stop_on_sigterm()
     concs = [int(c) for c in args.conc.split(",")]
     rows: list[dict] = []
     for mode in args.modes.split(","):

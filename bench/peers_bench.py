@@ -844,6 +844,7 @@ def main() -> int:
     ap.add_argument("--no-go", action="store_true", help="skip the Go etcd client")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "peers.json"))
     args = ap.parse_args()
+    net_bench.stop_on_sigterm()
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
     parts = set(args.only.split(","))
