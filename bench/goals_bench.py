@@ -369,14 +369,14 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"--only: unknown part(s) {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(PARTS)}")
     sy = Systems(args.cell, parts)
-    t0 = time.monotonic()
+    t0, started = time.monotonic(), time.strftime("%Y-%m-%d %H:%M:%S")
     with ExitStack() as sync:
         async with AsyncExitStack() as stack:
             await sy.start(stack, sync)
             rows = await run_pairs(sy, args.pairs)
     return {"meta": {"pairs": args.pairs, "cell_s": args.cell, "parts": sorted(parts),
                      "python": platform.python_version(),
-                     "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                     "started": started,
                      "took_s": round(time.monotonic() - t0, 1)},
             "rows": rows}
 
