@@ -26,6 +26,7 @@ instantiation is a decision procedure). This module knows nothing of any particu
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import time
@@ -73,6 +74,19 @@ class Transition:
 
     formula: Formula
     modifies: frozenset[str]
+
+
+def lazy_transitions(acts: Mapping[str, tuple[Iterable[str], Callable[[], Formula]]]
+                     ) -> dict[str, Callable[[], Transition]]:
+    """Per action name, a function that builds its :class:`Transition` when called, from
+    ``(modifies, formula builder)``: an encoding's formulas are built only once its
+    vocabulary is in place, by the suite that uses them."""
+    return {name: functools.partial(_transition, frozenset(mod), f)
+            for name, (mod, f) in acts.items()}
+
+
+def _transition(modifies: frozenset[str], formula: Callable[[], Formula]) -> Transition:
+    return Transition(formula(), modifies)
 
 
 class Vocab:

@@ -293,7 +293,8 @@ def _value_check(events: Sequence[Mapping[str, Any]], key: Key,
         shown = [f"{o.client} {o.op}" + (f"({show_value(o.arg)})" if o.arg is not None else "")
                  + f" -> {_result(o.result)} over events [{o.start}, {o.end if o.end is not None else '...'}]"
                  for o in v.operations]
-        last = max((o.end for o in v.operations if o.end is not None), default=ops[-1][0].start)
+        last = int(max((o.end for o in v.operations if o.end is not None),
+                       default=ops[-1][0].start))  # event indices, as this history has them
         reason = v.reason
         for hexed in {o.arg for o in v.operations if isinstance(o.arg, str)} | {
                 o.result for o in v.operations if isinstance(o.result, str)}:
@@ -494,7 +495,9 @@ def seeded_schedules(**profile: Any) -> st.SearchStrategy[Schedule]:
         base = random_schedule(random.Random(draw(st.integers(0, 2**32 - 1))), **profile)
         ops = tuple(o for o in base.ops if draw(keep))
         fault_list = tuple(f for f in base.faults if draw(keep))
-        net = {k: getattr(base, k) if draw(keep) else 0.0 for k in ("loss", "dup", "delay")}
-        return replace(base, ops=ops, faults=fault_list, reorder=base.reorder and draw(keep), **net)
+        loss, dup, delay = (getattr(base, k) if draw(keep) else 0.0
+                            for k in ("loss", "dup", "delay"))
+        return replace(base, ops=ops, faults=fault_list, reorder=base.reorder and draw(keep),
+                       loss=loss, dup=dup, delay=delay)
 
     return build()

@@ -43,7 +43,7 @@ def checks(result) -> Counter[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def _traces_in_tmp_path(tmp_path, monkeypatch):
+def _traces_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs keep failing traces in a temporary directory: make that the test's own."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
@@ -53,7 +53,7 @@ def _traces_in_tmp_path(tmp_path, monkeypatch):
 
 @pytest.mark.campaign
 @pytest.mark.parametrize("layer", LAYERS)
-def test_bounded_campaign_per_layer_with_faults(layer, tmp_path):
+def test_bounded_campaign_per_layer_with_faults(layer: str, tmp_path: Path) -> None:
     faults = FAULTS if layer == "wor" else ALL_BUT_SPLIT
     result = run_campaign(Options(layer=layer, faults=faults, ops=120, seed=7,
                                   keep=str(tmp_path / "keep")))
@@ -85,7 +85,8 @@ def test_bounded_campaign_per_layer_with_faults(layer, tmp_path):
 
 
 @pytest.mark.campaign
-def test_serve_trimmed_is_caught_and_its_trace_replays(tmp_path, capsys):
+def test_serve_trimmed_is_caught_and_its_trace_replays(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "result.json"
     code = wormspace("refine", "--layer", "wos", "--bug", "serve_trimmed", "--seed", "0",
                      "--keep", str(tmp_path / "keep"), "--json", str(out))
@@ -110,7 +111,7 @@ def test_serve_trimmed_is_caught_and_its_trace_replays(tmp_path, capsys):
 
 
 @pytest.mark.campaign
-def test_reuse_capture_id_is_caught_by_capture_order(tmp_path):
+def test_reuse_capture_id_is_caught_by_capture_order(tmp_path: Path) -> None:
     result = run_campaign(Options(layer="wor", bugs=("reuse_capture_id",), ops=40))
     assert "wor.capture_order" in checks(result)
     v = next(v for _, v in result.violations if v.check == "wor.capture_order")
@@ -124,7 +125,7 @@ def test_reuse_capture_id_is_caught_by_capture_order(tmp_path):
 
 @pytest.mark.campaign
 @pytest.mark.parametrize("bug", ["arbitrary_adopt", "read_without_repair"])
-def test_adoption_and_repair_bugs_are_caught_through_scripted_splits(bug):
+def test_adoption_and_repair_bugs_are_caught_through_scripted_splits(bug: str) -> None:
     result = run_campaign(Options(layer="wor", faults=("split",), bugs=(bug,), seed=1, ops=90))
     found = checks(result)
     assert found["wor.linearizable"] > 0, found  # a client saw two values of one WOR
@@ -140,7 +141,7 @@ def test_adoption_and_repair_bugs_are_caught_through_scripted_splits(bug):
 
 
 @pytest.mark.campaign
-def test_ack_before_persist_is_caught_from_the_server_trace():
+def test_ack_before_persist_is_caught_from_the_server_trace() -> None:
     result = run_campaign(Options(layer="wor", bugs=("ack_before_persist",), ops=20))
     found = checks(result)
     assert found["acceptor.ack"] > 0 and set(found) == {"acceptor.ack", "model.wor.paxos"}
@@ -151,14 +152,15 @@ def test_ack_before_persist_is_caught_from_the_server_trace():
 # -- the commands: usage and bad traces -------------------------------------------------------------
 
 
-def test_the_parser_offers_the_campaign_names():
+def test_the_parser_offers_the_campaign_names() -> None:
     from wormspace.refinement_tests import campaign
 
     assert commands.LAYERS == campaign.LAYERS and commands.FAULTS == campaign.FAULTS
     assert commands.MODELS == tuple(sorted(campaign.MODELS))
 
 
-def test_refine_rejects_unknown_faults_bugs_and_counts(capsys):
+def test_refine_rejects_unknown_faults_bugs_and_counts(
+        capsys: pytest.CaptureFixture[str]) -> None:
     assert wormspace("refine", "--layer", "wor", "--faults", "kill,meteor") == 2
     assert "unknown fault(s) meteor" in capsys.readouterr().err
     assert wormspace("refine", "--layer", "wor", "--bug", "typo") == 2
@@ -169,7 +171,8 @@ def test_refine_rejects_unknown_faults_bugs_and_counts(capsys):
         Options(layer="wormdb")
 
 
-def test_trace_check_names_the_problem_in_a_corrupt_or_torn_trace(tmp_path, capsys):
+def test_trace_check_names_the_problem_in_a_corrupt_or_torn_trace(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = ('{"node":"c0","time":1,"seq":0,"kind":"invoke","id":0,"op":"read",'
             '"args":{"address":8,"segment":1}}\n'
             '{"node":"c0","time":2,"seq":1,"kind":"response","id":0,"op":"read",'
@@ -207,7 +210,8 @@ def test_trace_check_names_the_problem_in_a_corrupt_or_torn_trace(tmp_path, caps
         read_trace_files([tmp_path / "empty"])
 
 
-def test_trace_check_finds_a_violation_in_a_hand_written_history(tmp_path, capsys):
+def test_trace_check_finds_a_violation_in_a_hand_written_history(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Two reads of one WOR return different values: no register explains it.
     lines = []
     for i, (t0, t1, result) in enumerate([(1, 2, "61"), (3, 4, "62")]):
@@ -229,7 +233,7 @@ def test_trace_check_finds_a_violation_in_a_hand_written_history(tmp_path, capsy
 
 @pytest.mark.campaign_full
 @pytest.mark.parametrize("layer", LAYERS)
-def test_long_campaign_per_layer(layer):
+def test_long_campaign_per_layer(layer: str) -> None:
     faults = FAULTS if layer == "wor" else ALL_BUT_SPLIT
     result = run_campaign(Options(layer=layer, faults=faults, ops=400, runs=5, seed=100))
     assert result.violations == [], [str(v) for _, v in result.violations]
@@ -238,7 +242,7 @@ def test_long_campaign_per_layer(layer):
 
 @pytest.mark.campaign_full
 @pytest.mark.parametrize("layer", ["wor", "wos"])
-def test_long_chain_campaign(layer):
+def test_long_chain_campaign(layer: str) -> None:
     result = run_campaign(Options(layer=layer, protocol="chain", faults=ALL_BUT_SPLIT, ops=300,
                                   runs=3, seed=200))
     assert result.violations == [], [str(v) for _, v in result.violations]

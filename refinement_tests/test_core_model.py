@@ -17,6 +17,7 @@ from wormspace.checker.registry import Param, instantiate
 from wormspace.impl.core import acceptor as acceptor_module
 from wormspace.impl.core.messages import Accepted, Kind, Promise, ReadReply, Status, WorId
 from wormspace.impl.core.ops import CaptureWriteOp, ReadOp
+from wormspace.impl.core.records import WorRecord, WorState
 from wormspace.refinement_tests.core_model import BUGS, WOR, CoreWOR, PlainCodec, parse_workload
 from wormspace.spec import wor as spec
 
@@ -77,7 +78,7 @@ def test_planted_bug_breaks_an_invariant_too(bug: str) -> None:
     params, _ = BUG_CONFIGS[bug]
     m = CoreWOR(bug=bug, **params)
     r = check(m, refinement=False)
-    assert r.result == "invariant", (bug, r.result)
+    assert r.result == "invariant" and r.violated is not None, (bug, r.result)
     assert not m.invariants()[r.violated](r.trace[-1].state)
 
 
@@ -97,9 +98,8 @@ def test_a_bug_planted_in_the_real_acceptor_code_is_caught(monkeypatch: pytest.M
     def accept_anything(self: Any, wor: Any, ballot: Any, value: bytes, records: list[Any]) -> Any:
         st = self.state.get(wor)
         if ballot < st.promised:  # the planted flaw: take it anyway
-            records.append(acceptor_module.WorRecord(
-                wor, acceptor_module.WorState(st.promised, ballot, value)))
-            return acceptor_module.Accepted(Status.OK, wor, ballot, ballot)
+            records.append(WorRecord(wor, WorState(st.promised, ballot, value)))
+            return Accepted(Status.OK, wor, ballot, ballot)
         return real(self, wor, ballot, value, records)
 
     monkeypatch.setattr(acceptor_module.Acceptor, "_accept", accept_anything)
@@ -109,7 +109,7 @@ def test_a_bug_planted_in_the_real_acceptor_code_is_caught(monkeypatch: pytest.M
 
 
 def test_cache_and_pruning_do_not_change_the_search() -> None:
-    small = dict(clients=1, workload="write1,read", rounds=1, crashes=0)
+    small: dict[str, Any] = dict(clients=1, workload="write1,read", rounds=1, crashes=0)
     base = check(CoreWOR(**small))
     uncached = check(CoreWOR(cache=False, **small))
     assert base.result == uncached.result == "ok"
@@ -169,7 +169,8 @@ def test_codec_rejects_what_it_cannot_encode() -> None:
     with pytest.raises(ModelError, match="cannot encode a float"):
         plain.freeze(1.5)
     op = ReadOp(WorId(1, Kind.DATA, 0), (1, 1), 3)
-    op.extra = 1  # an attribute the encoding was not built for must not be dropped silently
+    op.extra = 1  # type: ignore[attr-defined]  # an attribute the encoding was not built for
+    # must not be dropped silently
     with pytest.raises(ModelError, match=r"attributes \['extra'\]"):
         plain.freeze(op)
 

@@ -40,8 +40,9 @@ SEARCH = dict(derandomize=True, database=None, deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 #: Workload profiles: the call mix that exercises each kind of bug.
-TRIMS = dict(addresses=(4, 5), kinds=("trim", "read", "write", "capture", "write_cid"))
-RACES = dict(clients=4, ops=8, kinds=("unsafe_write", "write", "read"), addresses=(0,))
+TRIMS: dict[str, Any] = dict(addresses=(4, 5),
+                             kinds=("trim", "read", "write", "capture", "write_cid"))
+RACES: dict[str, Any] = dict(clients=4, ops=8, kinds=("unsafe_write", "write", "read"), addresses=(0,))
 
 #: bug -> (strategy, search budget, check that must report it, words its reason must contain)
 PLANTED: dict[str, tuple[Any, int, str, str]] = {

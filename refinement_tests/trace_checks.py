@@ -486,7 +486,8 @@ def check_wos_layer(spans: Sequence[Span], index: _EventIndex) -> list[Violation
                                  index.of(*ws[:4])))
     by_op = {id(o): s for o, s in meta}
     for v in check_values([o for o, _ in meta]):
-        out.append(Violation("wos.meta", f"segment {v.key[1]} metadata: {v.reason}",
+        key: Any = v.key  # ("meta", segment), as _wor_ops made it
+        out.append(Violation("wos.meta", f"segment {key[1]} metadata: {v.reason}",
                              index.of(*(by_op.get(id(o)) for o in v.operations))))
     out += _after_trim(spans, index)
     return out
@@ -538,14 +539,14 @@ def check_wormpaxos(events: Sequence[Mapping[str, Any]], spans: Sequence[Span],
 
     t0 = min((e["time"] for e in events), default=0)
     proposals: list[smr.Proposal] = []
-    payload_of: dict[tuple[int, int], Span] = {}
+    payload_of: dict[Hashable, Span] = {}
     for s in spans:
         if s.op == "propose":
-            pid = (s.args["pid"][0], s.args["pid"][1])
-            payload_of.setdefault(pid, s)
-            proposals.append(smr.Proposal(s.node, pid, _t(s.start, t0) or 0.0, _t(s.end, t0),
+            proposed = (s.args["pid"][0], s.args["pid"][1])
+            payload_of.setdefault(proposed, s)
+            proposals.append(smr.Proposal(s.node, proposed, _t(s.start, t0) or 0.0, _t(s.end, t0),
                                           None if _failed(s) else smr.OK))
-    applies: dict[str, list[tuple[int, Hashable]]] = defaultdict(list)
+    applies: dict[Hashable, list[tuple[int, Hashable]]] = defaultdict(list)
     apply_ev: dict[tuple[str, Hashable], Mapping[str, Any]] = {}
     out: list[Violation] = []
     for ev in events:

@@ -76,7 +76,7 @@ def _check_register(key: Hashable, ops: list[Operation]) -> Violation | None:
     observed = [o for o in reads if o.result != EMPTY] + [o for o in writes if o.result == OK]
     values = {o.result if o.op == "read" else o.arg for o in observed}
     if len(values) > 1:
-        first = {}
+        first: dict[Hashable, Operation] = {}
         for o in observed:
             first.setdefault(o.result if o.op == "read" else o.arg, o)
         return Violation(key, f"two values observed: {sorted(map(repr, values))}",

@@ -34,7 +34,16 @@ from collections.abc import Callable
 from typing import Any
 
 from wormspace.checker.conformance import ConformanceReport, Universe, check_conformance
-from wormspace.checker.prove import Formula, ProofSuite, StateSymbol, Transition, View, Vocab, suite
+from wormspace.checker.prove import (
+    Formula,
+    ProofSuite,
+    StateSymbol,
+    Transition,
+    View,
+    Vocab,
+    lazy_transitions,
+    suite,
+)
 from wormspace.model.apps import wormpaxos as wp
 
 P, A, S, V_ = "proc", "addr", "seg", "value"
@@ -187,8 +196,7 @@ class WormPaxosEncoding:
         }
         if self.rotating:
             acts["Skip"] = (WRITE, self._skip)
-        return {name: (lambda mod=mod, f=f: Transition(f(), frozenset(mod)))
-                for name, (mod, f) in acts.items()}
+        return lazy_transitions(acts)
 
     def _elect(self) -> Formula:
         V, alloc = self.V, self.allocated.pre

@@ -15,7 +15,7 @@ from itertools import combinations
 from typing import Any
 
 from wormspace.checker.conformance import ConformanceReport, Universe, check_conformance
-from wormspace.checker.prove import Formula, ProofSuite, Transition, View, Vocab, suite
+from wormspace.checker.prove import Formula, ProofSuite, Transition, View, Vocab, lazy_transitions, suite
 from wormspace.model.wor import chain as ch
 from wormspace.model.wor.client_encoding import ClientEncoding
 from wormspace.spec import wor as spec
@@ -109,8 +109,7 @@ class ChainEncoding(ClientEncoding):
             "Crash": (tuple(d.name for d in self.down), self._crash),
         }
         self._mod = {name: mod for name, (mod, _f) in acts.items()}
-        return {name: (lambda mod=mod, f=f: Transition(f(), frozenset(mod)))
-                for name, (mod, f) in acts.items()}
+        return lazy_transitions(acts)
 
     def _idle_client(self, c: Any, phase: str, ret: Any, arg: Any = None, **more: Any
                      ) -> dict[str, Callable[..., Any]]:
@@ -284,7 +283,7 @@ def project(m: ch.ChainWOR, s: ch.State) -> dict[str, Any]:
         out[f"cap{i}"] = {(): cap}
         out[f"val{i}"] = {(): val}
         out[f"down{i}"] = {()} if down >> i & 1 else set()
-    fields = {"phase": lambda c, x: x[0], "cur": lambda c, x: m.cid(c, x[1]),
+    fields: dict[str, Callable[[int, Any], Any]] = {"phase": lambda c, x: x[0], "cur": lambda c, x: m.cid(c, x[1]),
               "arg": lambda c, x: x[2], "pos": lambda c, x: x[3], "carried": lambda c, x: x[4],
               "retc": lambda c, x: min(x[5], RETS.index("VALUE")),
               "retv": lambda c, x: x[5] - spec.VALUE if x[5] >= spec.VALUE else 0}

@@ -60,8 +60,8 @@ BUGS = {
 #   ghost      (latest capture ballot, its client + 1, proposed-values bitmask)
 Acc = tuple[int, int, int]
 Cli = tuple[int, int, int, int, int]
-State = tuple[tuple[Acc, ...], int, frozenset, frozenset, frozenset, tuple[Cli, ...],
-              tuple[int, int, int]]
+State = tuple[tuple[Acc, ...], int, frozenset[Any], frozenset[Any], frozenset[Any],
+              tuple[Cli, ...], tuple[int, int, int]]
 
 
 @dataclass
@@ -173,8 +173,11 @@ class PaxosWOR(Model[State]):
         """Fair delivery at a live set of acceptors (a majority unless ``live`` says otherwise)
         and clients that keep going: weak fairness per parameter value."""
         live = self.acceptors // 2 + 1 if self.live < 0 else self.live
-        at_live = dict(where=lambda p: p[0] < live, where_text=f"a < {live}")
-        return [weak("Promise", **at_live), weak("Accept", **at_live), weak("CaptureDone"),
+        def at_live(p: tuple[Any, ...]) -> bool:
+            return bool(p[0] < live)
+
+        return [weak("Promise", where=at_live, where_text=f"a < {live}"),
+                weak("Accept", where=at_live, where_text=f"a < {live}"), weak("CaptureDone"),
                 weak("Write"), weak("WriteDone"), weak("ReadDecide"), weak("ReadRepaired"),
                 weak("Timeout")]
 
@@ -240,7 +243,7 @@ class PaxosWOR(Model[State]):
                 if b > top:  # the latest capture: mark the captures it overlaps (ghost)
                     t = _with(t, ghost=(b, c + 1, prop))
                     t = t[:5] + (tuple((p, r, a, rt, 1) if p == CAPTURING else (p, r, a, rt, e2)
-                                       for p, r, a, rt, e2 in t[5]), t[6])  # type: ignore
+                                       for p, r, a, rt, e2 in t[5]), t[6])
                 yield (c,), t
 
     def _carried(self, s: State, b: int, own: int) -> set[int]:
@@ -442,8 +445,8 @@ def _bits(mask: int) -> Iterator[int]:
         b += 1
 
 
-def _with(s: State, *, m1a: int | None = None, m1b: frozenset | None = None,
-          m2a: frozenset | None = None, m2b: frozenset | None = None,
+def _with(s: State, *, m1a: int | None = None, m1b: frozenset[Any] | None = None,
+          m2a: frozenset[Any] | None = None, m2b: frozenset[Any] | None = None,
           ghost: tuple[int, int, int] | None = None) -> State:
     return (s[0], s[1] if m1a is None else m1a, s[2] if m1b is None else m1b,
             s[3] if m2a is None else m2a, s[4] if m2b is None else m2b, s[5],
@@ -451,8 +454,8 @@ def _with(s: State, *, m1a: int | None = None, m1b: frozenset | None = None,
 
 
 def _cli(s: State, c: int, x: Cli) -> State:
-    return s[:5] + (s[5][:c] + (x,) + s[5][c + 1:], s[6])  # type: ignore[return-value]
+    return s[:5] + (s[5][:c] + (x,) + s[5][c + 1:], s[6])
 
 
 def _acc(s: State, n: int, x: Acc) -> State:
-    return (s[0][:n] + (x,) + s[0][n + 1:],) + s[1:]  # type: ignore[return-value]
+    return (s[0][:n] + (x,) + s[0][n + 1:],) + s[1:]

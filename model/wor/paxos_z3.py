@@ -35,7 +35,7 @@ from itertools import product
 from typing import Any
 
 from wormspace.checker.conformance import ConformanceReport, Universe, check_conformance
-from wormspace.checker.prove import Formula, ProofSuite, Transition, View, Vocab, suite
+from wormspace.checker.prove import Formula, ProofSuite, Transition, View, Vocab, lazy_transitions, suite
 from wormspace.model.wor import paxos as px
 from wormspace.model.wor.client_encoding import ClientEncoding
 from wormspace.spec import wor as spec
@@ -193,8 +193,7 @@ class PaxosEncoding(ClientEncoding):
                         self._restart),
         }
         self._mod = {name: mod for name, (mod, _f) in acts.items()}
-        return {name: (lambda mod=mod, f=f: Transition(f(), frozenset(mod)))
-                for name, (mod, f) in acts.items()}
+        return lazy_transitions(acts)
 
     def _start(self, phase: str) -> Formula:
         """Capture or Read: phase 1a at the client's next ballot."""

@@ -37,6 +37,7 @@ a dropped segment.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,7 +208,7 @@ class Segments(Model[State]):
         }
         # Each register keeps the lower layer's own invariants (write-once among them).
         for name, inv in self.plugs[0].invariants().items():
-            invs[f"WOR.{name}"] = lambda st, inv=inv: all(inv(i[0]) for i in st[2])
+            invs[f"WOR.{name}"] = functools.partial(_every_register, inv)
         return invs
 
     def refinement(self) -> Refinement[State, spec.State]:
@@ -268,14 +269,14 @@ class Segments(Model[State]):
         return _client(st, c, (op, s, lo, hi, arg, START, 0, g, x[8], x[9] - 1, x[10], NONE))
 
     def _invoke_alloc(self, st: State) -> list[tuple[tuple[int, ...], State]]:
-        out = []
+        out: list[tuple[tuple[int, ...], State]] = []
         for (c, s, _lo, _hi, m), t in self._wos_invocations(st, ALLOC):
             dropped, mprop, tprop, served = t[1][s]
             out.append(((c, s, m), _seg(t, s, (dropped, mprop | 1 << m, tprop, served))))
         return out
 
     def _invoke(self, st: State, op: int) -> list[tuple[tuple[int, ...], State]]:
-        out = []
+        out: list[tuple[tuple[int, ...], State]] = []
         for (c, s, lo, hi, v), t in self._wos_invocations(st, op):
             if op == TRIM:
                 dropped, mprop, _tp, served = t[1][s]
@@ -290,7 +291,7 @@ class Segments(Model[State]):
         ranges = self.wos.ranges if op in DATA_OPS else [(0, 0)]
         args = (range(1, self.metas + 1) if op == ALLOC else
                 range(1, self.values + 1) if op == WRITE else (0,))
-        out = []
+        out: list[tuple[tuple[int, ...], State]] = []
         for c, x in enumerate(st[3]):
             if x[0] != IDLE or not x[9]:
                 continue
@@ -326,7 +327,7 @@ class Segments(Model[State]):
         return NONE
 
     def _client_steps(self, st: State, respond: bool) -> list[tuple[tuple[Any, ...], State]]:
-        out = []
+        out: list[tuple[tuple[Any, ...], State]] = []
         for c, x in enumerate(st[3]):
             if x[0] == IDLE or x[5] == COMPLETE:
                 continue
@@ -335,7 +336,8 @@ class Segments(Model[State]):
                        for r, i in zip(self._waits_on(x), regs)):
                 continue
             gate = self._gate(st, x)
-            steps = [(None, gate)] if gate != NONE else self._protocol(st, c, x)
+            steps: list[tuple[Any, Any]] = ([(None, gate)] if gate != NONE
+                                            else self._protocol(st, c, x))
             for label, res in steps:  # label None: an answer; else the next state
                 if label is not None and not respond:
                     out.append(((c, label), res))
@@ -472,7 +474,7 @@ class Segments(Model[State]):
 
     def _seal(self, st: State) -> list[tuple[tuple[int], State]]:
         if st[0] + 1 < self.epochs:
-            return [((st[0] + 1,), (st[0] + 1, *st[1:]))]  # type: ignore[list-item]
+            return [((st[0] + 1,), (st[0] + 1, *st[1:]))]
         return []
 
     def _lower_step(self, role: int, act: Action[Any]) -> Callable[[State], list[Any]]:
@@ -567,3 +569,8 @@ def _show(x: Client) -> str:
     if ret != NONE:
         text += f" ret={spec.code_name(ret)}"
     return text
+
+
+def _every_register(inv: Callable[[Any], bool], st: State) -> bool:
+    """A register invariant of the lower layer, in every register of ``st``."""
+    return all(inv(i[0]) for i in st[2])

@@ -420,7 +420,7 @@ def conformance(workload: str = "alloc1,write1,trim/alloc2,check", bug: str = ""
                 problem(rep.invariant_failures, f"conjunct {', '.join(bad)} fails in a "
                         f"reachable state: {dict(m.variables(s))}")
             for act in actions:
-                for params, t in act.successors(s):
+                for args, t in act.successors(s):
                     rep.steps += 1
                     pt = project(m, t)
                     if t not in seen:
@@ -439,7 +439,7 @@ def conformance(workload: str = "alloc1,write1,trim/alloc2,check", bug: str = ""
                             (n for n, b in builders.items()
                              if changed <= modifies[n] and b().formula), None)
                     if match is None:
-                        problem(rep.mismatches, f"{act.describe(params)} changes the "
+                        problem(rep.mismatches, f"{act.describe(args)} changes the "
                                 f"projection in a way no abstract action allows, from "
                                 f"{dict(m.variables(s))}")
                     else:
