@@ -1,0 +1,112 @@
+"""``last_allocated``: the applications' search for the end of their run of segments.
+
+Driven against a scripted client (``check`` answers from a set of allocated segments), so the
+answer and the number of checks in sequence (round trips) can be asserted exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from wormspace.impl.apps.space import last_allocated
+from wormspace.impl.net.client import Trimmed
+
+
+class ScriptedSpace:
+    """Answers ``check`` like a WormSpace client: metadata for allocated segments, Trimmed for
+    trimmed ones, None for free ones. Counts checks and rounds of concurrent checks."""
+
+    def __init__(self, allocated: set[int], trimmed: set[int] = frozenset(),  # type: ignore[assignment]
+                 grow_on_check: int = 0) -> None:
+        self.allocated = set(allocated)
+        self.trimmed = set(trimmed)
+        self.grow_on_check = grow_on_check  # allocate this many more segments after each check
+        self.checks = 0
+        self.rounds = 0
+        self._in_flight = 0
+
+    async def check(self, segment: int) -> bytes | None:
+        if self._in_flight == 0:
+            self.rounds += 1  # a new round trip: nothing else was outstanding
+        self._in_flight += 1
+        await asyncio.sleep(0)
+        self._in_flight -= 1
+        self.checks += 1
+        answer: bytes | None
+        if segment in self.trimmed:
+            answer = None
+        elif segment in self.allocated:
+            answer = b"meta"
+        else:
+            answer = None
+        for _ in range(self.grow_on_check):  # someone else allocates "last + 1" meanwhile
+            if self.allocated:
+                self.allocated.add(max(self.allocated) + 1)
+        if segment in self.trimmed:
+            raise Trimmed(f"segment {segment} is trimmed")
+        return answer
+
+
+def scan(space: ScriptedSpace, start: int) -> int | None:
+    return asyncio.run(last_allocated(space, start))  # type: ignore[arg-type]
+
+
+def test_free_start_is_none() -> None:
+    space = ScriptedSpace(set())
+    assert scan(space, 7) is None
+    assert space.checks == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=st.integers(0, 1000), n=st.integers(1, 20_000), trimmed=st.integers(0, 20_000))
+def test_finds_the_last_of_the_run(start: int, n: int, trimmed: int) -> None:
+    """The answer is the run's last segment, trimmed prefix or not, in O(log n) round trips
+    (a linear scan takes n + 1: this bound fails for it from n = 9 on)."""
+    run = set(range(start, start + n))
+    space = ScriptedSpace(run, trimmed=set(range(start, start + min(trimmed, n))))
+    assert scan(space, start) == start + n - 1
+    bound = 2 * math.ceil(math.log2(n + 1)) + 3
+    assert space.rounds <= bound, (n, space.rounds, bound)
+
+
+def test_a_long_log_costs_a_few_round_trips() -> None:
+    space = ScriptedSpace(set(range(10_000)), trimmed=set(range(9_000)))
+    assert scan(space, 0) == 9_999
+    assert space.rounds <= 25
+    assert space.checks <= 60
+
+
+def test_small_runs_cost_what_the_linear_scan_did_or_little_more() -> None:
+    for n in range(1, 9):
+        space = ScriptedSpace(set(range(100, 100 + n)))
+        assert scan(space, 100) == 100 + n - 1
+        assert space.rounds <= 4, (n, space.rounds)
+
+
+def test_a_run_growing_during_the_search() -> None:
+    """Other processes allocate while we search: the answer was the run's last at some moment
+    (allocated, and at least the last of the run when the search began)."""
+    for n in (1, 2, 5, 17, 300):
+        space = ScriptedSpace(set(range(n)), grow_on_check=1)
+        got = scan(space, 0)
+        assert got is not None
+        assert got in space.allocated
+        assert n - 1 <= got <= max(space.allocated)
+
+
+def test_probes_answered_out_of_order() -> None:
+    """A probe that reads as allocated above one that read as free (allocated in between):
+    the allocated one proves the run reaches it, so the search goes on from there."""
+
+    class Racy(ScriptedSpace):
+        async def check(self, segment: int) -> bytes | None:
+            answer = await super().check(segment)
+            if segment == 2:  # free when checked; then 2, 3 and 4 are allocated
+                self.allocated |= {2, 3, 4}
+            return answer
+
+    space = Racy({0, 1})
+    assert scan(space, 0) == 4
