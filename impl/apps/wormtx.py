@@ -46,7 +46,7 @@ from ..net.client import Capture, Listener, WormSpaceClient, error_result
 from ..storage.log import LogError, RecordLog
 from ..trace import OFF, Recorder, plain
 from . import TX_BASE
-from .space import is_allocated
+from .space import last_allocated
 
 log = logging.getLogger("wormspace.wormtx")
 
@@ -372,22 +372,11 @@ class WormTX:
         self._next: int | None = max(hints) if hints else None
 
     async def _first_free(self, client: WormSpaceClient) -> int:
-        """A segment at or above every used one: galloping search (segments are allocated
-        nearly contiguously from the base), so a fresh process needs O(log n) checks."""
-        lo = self.base
-        if not await is_allocated(client, lo):
-            return lo
-        step = 1
-        while await is_allocated(client, lo + step):
-            lo, step = lo + step, step * 2
-        hi = lo + step  # lo allocated, hi free
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if await is_allocated(client, mid):
-                lo = mid
-            else:
-                hi = mid
-        return hi
+        """A segment at or above every used one: the one after the run of allocated segments
+        from the base (:func:`.space.last_allocated`, a galloping search), so a fresh process
+        needs O(log n) checks."""
+        last = await last_allocated(client, self.base)
+        return self.base if last is None else last + 1
 
     async def begin(self, rms: list[str], variant: str, client: WormSpaceClient) -> TxInfo:
         """Allocate a fresh transaction segment (alloc: the id is unique)."""
