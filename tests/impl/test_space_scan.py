@@ -11,7 +11,8 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wormspace.impl.apps.space import last_allocated
+from wormspace.impl.apps import KV_BASE, LOG_BASE, TX_BASE
+from wormspace.impl.apps.space import _PROBES, last_allocated, region_end
 from wormspace.impl.net.client import Trimmed
 
 
@@ -26,6 +27,7 @@ class ScriptedSpace:
         self.grow_on_check = grow_on_check  # allocate this many more segments after each check
         self.checks = 0
         self.rounds = 0
+        self.probed: list[int] = []
         self._in_flight = 0
 
     async def check(self, segment: int) -> bytes | None:
@@ -35,6 +37,7 @@ class ScriptedSpace:
         await asyncio.sleep(0)
         self._in_flight -= 1
         self.checks += 1
+        self.probed.append(segment)
         answer: bytes | None
         if segment in self.trimmed:
             answer = None
@@ -50,8 +53,8 @@ class ScriptedSpace:
         return answer
 
 
-def scan(space: ScriptedSpace, start: int) -> int | None:
-    return asyncio.run(last_allocated(space, start))  # type: ignore[arg-type]
+def scan(space: ScriptedSpace, start: int, limit: int | None = -1) -> int | None:
+    return asyncio.run(last_allocated(space, start, limit))  # type: ignore[arg-type]
 
 
 def test_free_start_is_none() -> None:
@@ -70,13 +73,15 @@ def test_finds_the_last_of_the_run(start: int, n: int, trimmed: int) -> None:
     assert scan(space, start) == start + n - 1
     bound = 2 * math.ceil(math.log2(n + 1)) + 3
     assert space.rounds <= bound, (n, space.rounds, bound)
+    # It never probes farther than twice the run's length past start (plus the first round).
+    assert max(space.probed) <= start + max(2 * n, _PROBES), (n, max(space.probed))
 
 
 def test_a_long_log_costs_a_few_round_trips() -> None:
     space = ScriptedSpace(set(range(10_000)), trimmed=set(range(9_000)))
     assert scan(space, 0) == 9_999
     assert space.rounds <= 25
-    assert space.checks <= 60
+    assert space.checks <= 100
 
 
 def test_small_runs_cost_what_the_linear_scan_did_or_little_more() -> None:
@@ -110,3 +115,37 @@ def test_probes_answered_out_of_order() -> None:
 
     space = Racy({0, 1})
     assert scan(space, 0) == 4
+
+
+def test_the_default_regions_are_never_crossed() -> None:
+    """A KV run that nearly fills its region, with the log's region allocated right after it:
+    without the limit, a probe past the region would read a log segment as "allocated"."""
+    n = LOG_BASE - 3
+    space = ScriptedSpace(set(range(KV_BASE, n)) | set(range(LOG_BASE, LOG_BASE + 5_000)))
+    assert scan(space, KV_BASE) == n - 1
+    assert max(space.probed) < LOG_BASE
+    assert scan(ScriptedSpace(space.allocated), KV_BASE, limit=None) != n - 1  # why: the limit
+
+
+def test_a_full_region_and_bad_starts() -> None:
+    space = ScriptedSpace(set(range(LOG_BASE - 40, LOG_BASE + 10)))
+    assert scan(space, LOG_BASE - 40) == LOG_BASE - 1
+    assert max(space.probed) == LOG_BASE - 1
+    assert scan(ScriptedSpace(set(range(10))), 0, limit=10) == 9
+    assert region_end(KV_BASE) == LOG_BASE and region_end(LOG_BASE) == TX_BASE
+    assert region_end(TX_BASE) is None
+    try:
+        scan(ScriptedSpace(set()), 10, limit=10)
+    except ValueError as exc:
+        assert "limit" in str(exc)
+    else:
+        raise AssertionError("a start at the limit must be refused")
+
+
+def test_custom_bases_farther_apart_than_twice_the_run() -> None:
+    """Custom bases (no default limit between them): a run of n at base 0 and another
+    application's run from base 2n + 8 on are told apart."""
+    for n in (1, 3, 10, 77, 1000):
+        other = 2 * n + 8
+        space = ScriptedSpace(set(range(n)) | set(range(other, other + 3 * n)))
+        assert scan(space, 0, limit=None) == n - 1, n
