@@ -513,6 +513,12 @@ class WormPaxos:
             start = revealed[-1] + 1
             values = [c.adopted if c.adopted is not None else NOOP for c in caps[:start]]
             await self._write_takeover(segment, 0, values, caps[:start])
+            if any(decode_entry(v)[0] == "end" for v in values):
+                # A later leader's takeover ended our segment before we captured it (we were
+                # slow between alloc and capture): nothing after its END is part of the log,
+                # so a command proposed there would be acknowledged by no one. We are deposed.
+                self._step_down(f"segment {segment} was ended by a later leader")
+                raise NotLeader(f"{self.node_id}: segment {segment} ended before we owned it")
         self.segment, self._caps, self._next_off = segment, caps, start
 
     async def _takeover(self, target: int) -> None:

@@ -20,12 +20,14 @@ from wormspace.impl.apps.wormpaxos import (
     MAX_BATCH,
     NOOP,
     KVStore,
+    NotLeader,
     WormPaxos,
     _decode,
     decode_commands,
     decode_entry,
     encode_batch,
     encode_command,
+    leader_meta,
     leader_of,
 )
 from wormspace.impl.core import Outcome
@@ -148,6 +150,29 @@ def test_dueling_proposers_agree_and_apply_each_command_once(cluster):
         applied = [s.paxos.stats.applied for s in stores]
         assert applied == [24, 24, 24]  # each command applied exactly once on each replica
         for c in cs:
+            await c.close()
+
+    run(scenario())
+
+
+def test_a_leader_whose_segment_a_later_leader_ended_steps_down(cluster):
+    """A wins segment S but stalls before capturing it; B, elected above it, takes S over and
+    ends it (END at offset 0). When A captures S, the capture reveals the END: A must not lead
+    S (a command after an END is in no one's log, and its proposer would wait forever)."""
+
+    async def scenario():
+        ca, cb = await _clients(cluster.path, 2)
+        a, b = KVStore(ca, "A", base=300), KVStore(cb, "B", base=300)
+        assert await ca.alloc(300, leader_meta("A", a.paxos.proposer))
+        await b.put("x", b"1")
+        assert b.paxos.segment == 301
+        assert decode_entry(await cb.read(300 * SIZE))[0] == "end"
+        with pytest.raises(NotLeader):
+            await a.paxos._own(300)
+        assert a.paxos.segment is None
+        await asyncio.wait_for(a.put("y", b"2"), 10)
+        assert await b.get("y") == b"2" and await a.get("x") == b"1"
+        for c in (ca, cb):
             await c.close()
 
     run(scenario())
