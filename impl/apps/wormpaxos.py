@@ -575,26 +575,47 @@ class WormPaxos:
         """Learn up to the tail: read unapplied addresses in order until the first EMPTY.
 
         Returns the next unapplied address. Reads run in growing batches (1, 2, 4, ... up to
-        ``read_batch``) so an up-to-date replica pays one round trip.
+        ``read_batch``) so an up-to-date replica pays one round trip. A new segment starts with
+        a batch as long as the last segment's entries (at least 2), and whether the next segment
+        is allocated is asked in the same round trip as a segment's reads: terms that hold a
+        command or two and an END (a short-lived ``wormspace kv`` command's) then cost one round
+        trip each, not two round trips and ``read_batch`` reads mostly past the END.
+
+        The answer is as fresh as a linearizable read needs: every check and read is issued
+        after the call began, so an entry acknowledged before it is seen (a segment found free
+        then held no such entry).
         """
         batch = 1
+        allocated: dict[int, bool] = {}  # segments checked in this call
         while True:
             seg = self.next_apply // self.size
-            if not await is_allocated(self.client, seg):
+            if seg not in allocated:
+                allocated[seg] = await is_allocated(self.client, seg)
+            if not allocated[seg]:
                 return self.next_apply
             end = min((seg + 1) * self.size, self.next_apply + batch)
             addrs = [a for a in range(self.next_apply, end) if a not in self._known]
-            values = await asyncio.gather(*(self.client.read(a) for a in addrs))
+            reads = asyncio.gather(*(self.client.read(a) for a in addrs))
+            if seg + 1 not in allocated:  # check the next segment in the same round trip
+                values, allocated[seg + 1] = await asyncio.gather(
+                    reads, is_allocated(self.client, seg + 1))
+            else:
+                values = await reads
             empty = set()
+            used = -1  # the last address of this segment found written
             for a, v in zip(addrs, values):
                 if v is None:
                     empty.add(a)
                 else:
                     self._known[a] = v
+                    used = a
             self._advance()
             if self.next_apply in empty:
                 return self.next_apply
-            batch = min(batch * 2, self.read_batch)
+            if self.next_apply // self.size != seg and used >= 0:
+                batch = max(2, min(self.read_batch, used - seg * self.size + 1))
+            else:
+                batch = min(batch * 2, self.read_batch)
 
     def _advance(self) -> None:
         """Apply known chosen values in log order (a batch's commands in the batch's order)."""
