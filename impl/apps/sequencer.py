@@ -115,14 +115,21 @@ class Sequencer:
             frm = await self._takeover_from(last)
             target = self.base if last is None else last + 1
             term = TermMeta(self.seq_id, self.address, target, frm, self.client.client_id)
-            if await self.client.alloc(target, term.encode()):
+            if not await self.client.alloc(target, term.encode()):
+                continue  # a concurrent contender took it: try above it
+            self.term, self._last_seg = term, target
+            for seg in range(frm, target):
+                await self._fill_segment(seg)
+            caps = await capture_offsets(self.client, target, 0, self.size)
+            if not any(c.adopted is not None for c in caps):
                 break
+            # Our fresh segment holds values: a successor, elected above it while we stalled
+            # between alloc and capture, has filled it already. Its offsets are JUNK to the log
+            # (handing them out would fail every append): start again above the successor.
+            log.warning("sequencer %s: segment %d was taken over before we captured it",
+                        self.seq_id, target)
         else:
             raise Deposed(f"sequencer {self.seq_id}: lost {self.max_attempts} allocations")
-        self.term, self._last_seg = term, target
-        for seg in range(frm, target):
-            await self._fill_segment(seg)
-        caps = await capture_offsets(self.client, target, 0, self.size)
         # MARK first: from here on a successor need not redo our takeover range.
         out = await self.client.write(self.client.space.address(target, 0), MARK, caps[0])
         if out is Outcome.PREEMPTED:

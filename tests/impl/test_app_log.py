@@ -13,6 +13,7 @@ import pytest
 from app_cluster import AppCluster
 from wormspace.impl.apps.sequencer import JUNK, Sequencer, SequencerServer, TermMeta
 from wormspace.impl.apps.wormlog import EntryStatus, NoSequencer, WormLog
+from wormspace.impl.core import Outcome
 from wormspace.impl.net.client import WormSpaceClient
 from wormspace.impl.net.segments import BadAddress
 
@@ -112,6 +113,43 @@ def test_sequencer_failover_fills_the_dead_sequencers_segment(cluster):
         await l1.close()
         await srv3.close()
         for c in (cs, cs2, cs3, c1):
+            await c.close()
+
+    run(scenario())
+
+
+def test_a_sequencer_whose_segment_was_taken_over_before_it_captured_starts_again_above(
+        cluster, monkeypatch):
+    """s1 allocates its segment, then stalls before capturing it; s2 starts meanwhile (above
+    it) and fills s1's segment with JUNK. s1 must not hand out those JUNK offsets (every append
+    through it would fail): it starts again above s2, which it deposes."""
+    from wormspace.impl.apps import sequencer as seqmod
+
+    async def scenario():
+        c1, c2 = WormSpaceClient.from_file(cluster.path), WormSpaceClient.from_file(cluster.path)
+        s1, s2 = Sequencer(c1, "s1", base=600), Sequencer(c2, "s2", base=600)
+        go = asyncio.Event()
+        capture = seqmod.capture_offsets
+
+        async def stalled(client, seg, lo, hi):
+            if client is c1:
+                await go.wait()
+            return await capture(client, seg, lo, hi)
+
+        monkeypatch.setattr(seqmod, "capture_offsets", stalled)
+        t1 = asyncio.ensure_future(s1.start())
+        while not await c1.check(600):
+            await asyncio.sleep(0.01)
+        assert (await s2.start()).start == 601 and s2.took_over == [600]
+        go.set()
+        term = await t1
+        assert term.start == 602 and s1.took_over == [601]
+        assert await c1.read(600 * SIZE + 1) == JUNK
+        (address, cap), = await s1.grant(1)
+        assert address // SIZE == 602 and cap.adopted is None
+        assert await c1.write(address, b"\x01data", cap) is Outcome.OK
+        assert await s2.stale(-1) is True  # s2 learns it was deposed
+        for c in (c1, c2):
             await c.close()
 
     run(scenario())
