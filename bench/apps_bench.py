@@ -43,10 +43,11 @@ MAX_OPS = 200_000  # per cell, in case a cell is much faster than expected
 
 
 @contextmanager
-def cluster(nodes: int, protocol: str, memory: bool):
-    """A fresh local cluster in a temp dir, always stopped."""
+def cluster(nodes: int, protocol: str, memory: bool, segment_size: int = SEGMENT):
+    """A fresh local cluster in a temp dir (yields its cluster file's path), always stopped."""
     with tempfile.TemporaryDirectory(prefix="wsappbench-") as d:
-        config = local_cluster.create(d, nodes, protocol, segment_size=SEGMENT, memory=memory)
+        config = local_cluster.create(d, nodes, protocol, segment_size=segment_size,
+                                      memory=memory)
         local_cluster.up(config)
         try:
             assert config.path is not None

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 
+import apps_bench
 from wormspace.impl.apps.wormpaxos import KVStore
-from wormspace.impl.net import eventloop, local_cluster
+from wormspace.impl.net import eventloop
 from wormspace.impl.net.client import WormSpaceClient
 
 
@@ -57,14 +57,8 @@ def main() -> int:
     ap.add_argument("--fsync", action="store_true", help="durable servers (default: in memory)")
     args = ap.parse_args()
     terms = sorted(int(x) for x in args.terms.split(","))
-    with tempfile.TemporaryDirectory(prefix="wskvterms-") as d:
-        config = local_cluster.create(d, 3, "paxos", segment_size=64, memory=not args.fsync)
-        local_cluster.up(config)
-        try:
-            assert config.path is not None
-            rows = eventloop.run(measure(config.path, terms))
-        finally:
-            local_cluster.down(config)
+    with apps_bench.cluster(3, "paxos", memory=not args.fsync, segment_size=64) as path:
+        rows = eventloop.run(measure(path, terms))
     print(f"\n3-server Paxos-WOR, {'fsync' if args.fsync else 'memory'}, 64-WOR segments; "
           "median of 3\n")
     print("| terms in the log | get | put |")

@@ -15,11 +15,11 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 
+import apps_bench
 from wormspace.impl.apps.space import is_allocated, last_allocated
-from wormspace.impl.net import eventloop, local_cluster
+from wormspace.impl.net import eventloop
 from wormspace.impl.net.client import WormSpaceClient
 
 
@@ -78,14 +78,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="timings per size (median)")
     args = ap.parse_args()
     sizes = sorted(int(x) for x in args.sizes.split(","))
-    with tempfile.TemporaryDirectory(prefix="wsscan-") as d:
-        config = local_cluster.create(d, 3, "paxos", segment_size=64, memory=not args.fsync)
-        local_cluster.up(config)
-        try:
-            assert config.path is not None
-            rows = eventloop.run(measure(config.path, sizes, args.repeat))
-        finally:
-            local_cluster.down(config)
+    with apps_bench.cluster(3, "paxos", memory=not args.fsync, segment_size=64) as path:
+        rows = eventloop.run(measure(path, sizes, args.repeat))
     store = "fsync" if args.fsync else "memory"
     print(f"\n3-server Paxos-WOR, {store}; median of {args.repeat}\n")
     print("| segments in the run | galloping search | linear scan | ratio |")
