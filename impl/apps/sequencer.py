@@ -223,7 +223,15 @@ class Sequencer:
                             self.seq_id, nxt)
                 return
             self._last_seg = nxt
-            self._segs.append((nxt, await capture_offsets(self.client, nxt, 0, self.size)))
+            caps = await capture_offsets(self.client, nxt, 0, self.size)
+            if any(c.adopted is not None for c in caps):
+                # A successor took this segment over between our alloc and our capture (as in
+                # start()): its offsets are JUNK, and we are deposed.
+                self.deposed = True
+                log.warning("sequencer %s: segment %d was taken over before we captured it: "
+                            "deposed", self.seq_id, nxt)
+                return
+            self._segs.append((nxt, caps))
         except Exception as exc:
             log.warning("sequencer %s: preparing the next segment failed: %s", self.seq_id, exc)
         finally:

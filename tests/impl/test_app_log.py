@@ -155,6 +155,40 @@ def test_a_sequencer_whose_segment_was_taken_over_before_it_captured_starts_agai
     run(scenario())
 
 
+def test_a_sequencer_whose_next_segment_was_taken_over_before_it_captured_is_deposed(
+        cluster, monkeypatch):
+    """s1 allocates its next segment in the background, then stalls before capturing it; s2
+    starts meanwhile and fills both of s1's segments. s1's capture reveals JUNK: it is deposed
+    at once instead of queueing JUNK offsets to hand out."""
+    from wormspace.impl.apps import sequencer as seqmod
+
+    async def scenario():
+        c1, c2 = WormSpaceClient.from_file(cluster.path), WormSpaceClient.from_file(cluster.path)
+        s1, s2 = Sequencer(c1, "s1", base=700), Sequencer(c2, "s2", base=700)
+        assert (await s1.start()).start == 700
+        go, stall = asyncio.Event(), [True]
+        capture = seqmod.capture_offsets
+
+        async def stalled(client, seg, lo, hi):
+            if client is c1 and stall[0]:
+                await go.wait()
+            return await capture(client, seg, lo, hi)
+
+        monkeypatch.setattr(seqmod, "capture_offsets", stalled)
+        await s1.grant(SIZE - 10)  # less than a quarter left: s1 prepares segment 701
+        while not await c1.check(701):
+            await asyncio.sleep(0.01)
+        assert (await s2.start()).start == 702 and s2.took_over == [700, 701]
+        go.set()
+        while s1._preparing is not None:
+            await asyncio.sleep(0.01)
+        assert s1.deposed is True and [seg for seg, _ in s1._segs] == [700]
+        for c in (c1, c2):
+            await c.close()
+
+    run(scenario())
+
+
 def test_client_falls_back_when_no_sequencer_answers(cluster):
     async def scenario():
         srv, _seq, cs = await _sequencer(cluster.path, "seq-1", 300)
