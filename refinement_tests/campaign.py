@@ -17,6 +17,9 @@ fault          episode
                replica only and times out, then another write and a read go through two
                other majorities, in either order: the case for adoption and read repair
 ``loss``       ``dup``, ``reorder``, ``delay``: per-frame faults on every proxy for a while
+``stall``      (``wormpaxos``, ``wormlog``) a leader or sequencer stalls for up to 80 ms
+               before it captures a segment, half the time: between ``alloc`` and the
+               capture of its own segment, a successor elected above may take it over
 =============  ===========================================================================
 
 After the workload the faults are healed (killed servers restarted, paused ones resumed), a
@@ -38,7 +41,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +65,8 @@ from .trace_checks import (
 )
 
 LAYERS = ("wor", "wos", "wormpaxos", "wormlog", "wormtx")
-FAULTS = ("kill", "tear", "pause", "partition", "split", "loss", "dup", "reorder", "delay")
+FAULTS = ("kill", "tear", "pause", "partition", "split", "loss", "dup", "reorder", "delay",
+          "stall")
 #: Planted bugs that live in the servers (switched on with ``--bug``) and in the clients.
 SERVER_BUGS = ("serve_trimmed", "ack_before_persist")
 CLIENT_BUGS = ("arbitrary_adopt", "read_without_repair", "reuse_capture_id")
@@ -312,8 +316,8 @@ class _Run:
 
     async def inject(self) -> None:
         """Fault episodes until :meth:`quiesce`: one at a time, each healed before the next
-        (``split`` is scripted by the workload instead)."""
-        kinds = [k for k in self.o.faults if k != "split"]
+        (``split`` and ``stall`` are the workloads' instead)."""
+        kinds = [k for k in self.o.faults if k not in ("split", "stall")]
         if not kinds:
             return
         while not self._stop.is_set():
@@ -423,6 +427,33 @@ async def _call(run: _Run, call: Awaitable[Any]) -> Any:
         return exc
     except Exception as exc:  # ClientError and the applications' (NotLeader, TxError...)
         return exc
+
+
+@contextlib.contextmanager
+def _stalls(run: _Run, module: Any) -> Iterator[None]:
+    """The ``stall`` fault: while the block runs, ``module.capture_offsets`` (the application's
+    segment capture) waits 5-80 ms first, half the time, and records it as a fault. That opens
+    the window between a leader's (or sequencer's) ``alloc`` and its capture, in which a
+    successor elected above may take the segment over. Without ``stall``, nothing changes."""
+    if "stall" not in run.o.faults:
+        yield
+        return
+    real = module.capture_offsets
+    rng = random.Random(run.rng.random())
+
+    async def stalling(client: WormSpaceClient, segment: int, lo: int, hi: int) -> Any:
+        if rng.random() < 0.5:
+            pause = rng.uniform(0.005, 0.08)
+            run.rec.fault("stall", client.node, segment=segment, offsets=[lo, hi],
+                          seconds=round(pause, 4))
+            await asyncio.sleep(pause)
+        return await real(client, segment, lo, hi)
+
+    module.capture_offsets = stalling
+    try:
+        yield
+    finally:
+        module.capture_offsets = real
 
 
 async def _spread(names: Sequence[str], one: Callable[[int, str], Awaitable[None]]) -> None:
@@ -611,7 +642,10 @@ async def _wormpaxos_workload(run: _Run) -> None:
             await asyncio.gather(*(call(j) for j in range(k, k + burst)))
             k += burst
 
-    await _spread(names, one)
+    from wormspace.impl.apps import wormpaxos
+
+    with _stalls(run, wormpaxos):
+        await _spread(names, one)
     await run.quiesce()
     for kv in stores:
         for key in keys:
@@ -657,7 +691,10 @@ async def _wormlog_workload(run: _Run) -> None:
                 elif k > per // 2:
                     await _call(run, log.trim(base + o.segment_size))
 
-        await _spread(names, one)
+        from wormspace.impl.apps import sequencer
+
+        with _stalls(run, sequencer):
+            await _spread(names, one)
         await run.quiesce()
         tail = await _call(run, logs[0].check_tail())
         if type(tail) is int:

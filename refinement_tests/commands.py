@@ -44,7 +44,8 @@ SHOW_VIOLATIONS = 10
 #: The names the parser offers (the campaign module, heavy to import, has the same tuples:
 #: a test keeps them equal). Kept here so that building the ``wormspace`` parser stays cheap.
 LAYERS = ("wor", "wos", "wormpaxos", "wormlog", "wormtx")
-FAULTS = ("kill", "tear", "pause", "partition", "split", "loss", "dup", "reorder", "delay")
+FAULTS = ("kill", "tear", "pause", "partition", "split", "loss", "dup", "reorder", "delay",
+          "stall")
 MODELS = ("acceptor", "sharedlog", "smr", "tcommit", "wor", "wor.paxos", "wormlog", "wormpaxos",
           "wormtx", "wos")
 
