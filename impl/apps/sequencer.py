@@ -38,7 +38,7 @@ from ..net import wire
 from ..net.client import Capture, Trimmed, WormSpaceClient
 from ..net.framing import FrameDecoder, FrameError, MalformedPayload, encode_frame, envelopes
 from . import LOG_BASE
-from .space import capture_offsets, is_allocated, last_allocated, write_offsets
+from .space import capture_offsets, is_allocated, last_allocated, member_of, write_offsets
 
 log = logging.getLogger("wormspace.sequencer")
 
@@ -62,12 +62,15 @@ class TermMeta:
     start: int
     frm: int
     nonce: int = 0  # unique per sequencer instance: equal metadata would let two allocs "win"
+    base: int | None = None  # the log's first segment (tells its segments from another log's)
 
     def encode(self) -> bytes:
         """As stored in the segment's metadata WOR."""
-        out: bytes = msgpack.packb({"app": "wormlog", "seq": self.seq, "addr": self.addr,
-                                    "start": self.start, "from": self.frm,
-                                    "nonce": self.nonce})
+        meta: dict[str, object] = {"app": "wormlog", "seq": self.seq, "addr": self.addr,
+                                   "start": self.start, "from": self.frm, "nonce": self.nonce}
+        if self.base is not None:
+            meta["base"] = self.base
+        out: bytes = msgpack.packb(meta)
         return out
 
     @classmethod
@@ -76,8 +79,9 @@ class TermMeta:
         try:
             m = msgpack.unpackb(meta) if meta else None
             if isinstance(m, dict) and m.get("app") == "wormlog":
+                base = m.get("base")
                 return cls(str(m["seq"]), str(m["addr"]), int(m["start"]), int(m["from"]),
-                           int(m.get("nonce", 0)))
+                           int(m.get("nonce", 0)), None if base is None else int(base))
         except Exception:
             pass
         return None
@@ -111,10 +115,12 @@ class Sequencer:
     async def start(self) -> TermMeta:
         """Become the sequencer: allocate the next segment, take over, pre-capture."""
         for _ in range(self.max_attempts):
-            last = await last_allocated(self.client, self.base)
+            last = await last_allocated(self.client, self.base,
+                                        ours=member_of("wormlog", self.base))
             frm = await self._takeover_from(last)
             target = self.base if last is None else last + 1
-            term = TermMeta(self.seq_id, self.address, target, frm, self.client.client_id)
+            term = TermMeta(self.seq_id, self.address, target, frm, self.client.client_id,
+                            self.base)
             if not await self.client.alloc(target, term.encode()):
                 continue  # a concurrent contender took it: try above it
             self.term, self._last_seg = term, target

@@ -7,6 +7,9 @@ transactions), so "the last allocated segment" is found by a galloping search up
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+
+import msgpack
 
 from ..core.messages import MAX_RANGE
 from ..net.client import Capture, Trimmed, WormSpaceClient
@@ -21,6 +24,40 @@ async def is_allocated(client: WormSpaceClient, segment: int) -> bool:
         return True
 
 
+def member_of(app: str, base: int) -> Callable[[bytes], bool]:
+    """Whether a segment's metadata says it belongs to ``app``'s run from ``base``.
+
+    Every application writes ``{"app": ..., "base": ...}`` into the metadata of the segments
+    it allocates. Metadata of another application, or of the same one from another base, is
+    not ours; metadata without those keys (written before they existed, or not an
+    application's) cannot be told apart and counts as ours, as every allocated segment did.
+    """
+
+    def ours(meta: bytes) -> bool:
+        try:
+            m = msgpack.unpackb(meta)
+        except Exception:
+            return True
+        if not isinstance(m, dict):
+            return True
+        if "app" in m and m["app"] != app:
+            return False
+        return bool(m.get("base", base) == base)
+
+    return ours
+
+
+async def _in_run(client: WormSpaceClient, segment: int,
+                  ours: Callable[[bytes], bool] | None) -> bool:
+    """Whether ``segment`` is allocated and, if ``ours`` is given, its metadata is ours (a
+    trimmed segment counts: its metadata is gone)."""
+    try:
+        meta = await client.check(segment)
+    except Trimmed:
+        return True
+    return meta is not None and (ours is None or ours(meta))
+
+
 #: Segments probed together in each round trip of :func:`last_allocated`.
 _PROBES = 4
 
@@ -32,8 +69,8 @@ def region_end(start: int) -> int | None:
     return min(above) if above else None
 
 
-async def last_allocated(client: WormSpaceClient, start: int,
-                         limit: int | None = -1) -> int | None:
+async def last_allocated(client: WormSpaceClient, start: int, limit: int | None = -1,
+                         ours: Callable[[bytes], bool] | None = None) -> int | None:
     """The highest allocated segment of the run starting at ``start`` (None: ``start`` is free).
 
     Relies on the applications' rule that segments are allocated contiguously from their base:
@@ -46,11 +83,13 @@ async def last_allocated(client: WormSpaceClient, start: int,
     ``n`` segments costs about ``1.4 log2(n)`` round trips instead of ``n + 1`` (a run of
     10,000 segments: 19 round trips and 71 checks instead of 10,001).
 
-    It never probes farther than about twice the run's length past ``start``, nor at or past
-    ``limit`` (default: :func:`region_end`, so the default layout's regions are never crossed;
-    None: no limit). A segment of another region read as "allocated" would otherwise pass for
-    part of this run. Applications with custom bases must keep them farther apart than twice
-    their longest run (the scan one segment at a time only needed them not to touch).
+    It probes up to about twice the run's length past ``start``, so it may meet segments of
+    another run (another application's, or the same application's from a nearby custom base).
+    ``ours`` (see :func:`member_of`) tells them apart by their metadata: a segment it rejects
+    counts as free, and the applications pass it. Probes also never reach ``limit``
+    (default: :func:`region_end`, so the default layout's regions are never crossed; None: no
+    limit). Without ``ours``, a foreign run closer than twice this run's length past ``start``
+    would pass for part of it.
 
     Concurrent allocations may grow the run during the search; the answer is then a segment
     that was the run's last at some moment during the call (``last`` allocated, ``last + 1``
@@ -60,7 +99,7 @@ async def last_allocated(client: WormSpaceClient, start: int,
         limit = region_end(start)
     if limit is not None and start >= limit:
         raise ValueError(f"segment {start} is at or past the limit {limit}")
-    if not await is_allocated(client, start):
+    if not await _in_run(client, start, ours):
         return None
     top = None if limit is None else limit - 1  # the highest segment we may probe
     lo, hi = start, None  # lo: known allocated (for good); hi: seen free (None: not yet)
@@ -77,7 +116,7 @@ async def last_allocated(client: WormSpaceClient, start: int,
                 return lo
             step = -(-(hi - lo) // (_PROBES + 1))
             points = [p for p in (lo + k * step for k in range(1, _PROBES + 1)) if p < hi]
-        seen = await asyncio.gather(*(is_allocated(client, p) for p in points))
+        seen = await asyncio.gather(*(_in_run(client, p, ours) for p in points))
         # An allocated probe proves the run reaches it (contiguous, never undone), even if a
         # lower probe read as free before a concurrent allocation: take the highest one.
         j = max((i for i, a in enumerate(seen) if a), default=-1)

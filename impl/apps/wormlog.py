@@ -36,7 +36,7 @@ from ..net.segments import BadAddress
 from ..trace import Recorder
 from . import LOG_BASE
 from .sequencer import DATA_TAG, DEPOSED, JUNK, Sequencer, TermMeta
-from .space import is_allocated, last_allocated
+from .space import is_allocated, last_allocated, member_of
 
 log = logging.getLogger("wormspace.wormlog")
 
@@ -89,7 +89,8 @@ class WormLog:
 
     async def _discover(self) -> str | None:
         """The address recorded by the sequencer of the last allocated segment."""
-        last = await last_allocated(self.client, self.base)
+        last = await last_allocated(self.client, self.base,
+                                    ours=member_of("wormlog", self.base))
         if last is None:
             return None
         try:
@@ -232,7 +233,8 @@ class WormLog:
                 return tail
         except NoSequencer:
             pass
-        last = await last_allocated(self.client, self.base)
+        last = await last_allocated(self.client, self.base,
+                                    ours=member_of("wormlog", self.base))
         if last is None:
             return self.base * self.size
         top = -1

@@ -57,7 +57,7 @@ from ..core.ops import Outcome
 from ..net.client import Capture, WormSpaceClient, error_result, traced
 from ..trace import Recorder, plain
 from . import KV_BASE
-from .space import capture_offsets, is_allocated, last_allocated, write_offsets
+from .space import capture_offsets, is_allocated, last_allocated, member_of, write_offsets
 
 log = logging.getLogger("wormspace.wormpaxos")
 
@@ -162,11 +162,16 @@ def _decode(value: bytes) -> tuple[str, list[Command], Watermark | None]:
     return "noop", [], None
 
 
-def leader_meta(node_id: str, nonce: int) -> bytes:
+def leader_meta(node_id: str, nonce: int, base: int | None = None) -> bytes:
     """The metadata a leader writes into the segment it allocates. ``nonce`` (the proposer id,
     random per client) keeps it unique: ``alloc`` reports "ours won" whenever the chosen value
-    equals ours, so two contenders with the same name must not write equal metadata."""
-    out: bytes = msgpack.packb({"app": "wormpaxos", "leader": node_id, "nonce": nonce})
+    equals ours, so two contenders with the same name must not write equal metadata. ``base``:
+    the log's first segment, which tells this log's segments from another's (see
+    :func:`.space.member_of`)."""
+    meta: dict[str, object] = {"app": "wormpaxos", "leader": node_id, "nonce": nonce}
+    if base is not None:
+        meta["base"] = base
+    out: bytes = msgpack.packb(meta)
     return out
 
 
@@ -482,9 +487,10 @@ class WormPaxos:
         self._term += 1
         first = self.next_apply // self.size
         for _ in range(self.max_attempts):
-            last = await last_allocated(self.client, first)
+            last = await last_allocated(self.client, first,
+                                        ours=member_of("wormpaxos", self.base))
             target = first if last is None else last + 1
-            if await self.client.alloc(target, leader_meta(self.node_id, self.proposer)):
+            if await self.client.alloc(target, leader_meta(self.node_id, self.proposer, self.base)):
                 break
             self.stats.lost_elections += 1  # a concurrent contender took it: try above it
         else:
@@ -497,7 +503,7 @@ class WormPaxos:
         """Our segment is full: allocate the next one; losing it means we were deposed."""
         assert self.segment is not None
         nxt = self.segment + 1
-        if not await self.client.alloc(nxt, leader_meta(self.node_id, self.proposer)):
+        if not await self.client.alloc(nxt, leader_meta(self.node_id, self.proposer, self.base)):
             self._step_down(f"segment {nxt} was allocated by another leader")
             raise NotLeader(f"{self.node_id}: deposed")
         await self._own(nxt)

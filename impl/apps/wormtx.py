@@ -46,7 +46,7 @@ from ..net.client import Capture, Listener, WormSpaceClient, error_result
 from ..storage.log import LogError, RecordLog
 from ..trace import OFF, Recorder, plain
 from . import TX_BASE
-from .space import last_allocated
+from .space import last_allocated, member_of
 
 log = logging.getLogger("wormspace.wormtx")
 
@@ -76,10 +76,14 @@ class TxInfo:
     rms: tuple[str, ...]
     variant: str
 
-    def encode(self, nonce: int = 0) -> bytes:
-        """As stored in the segment's metadata WOR (``nonce`` makes it unique per begin)."""
-        out: bytes = msgpack.packb({"app": "wormtx", "rms": list(self.rms),
-                                    "variant": self.variant, "nonce": nonce})
+    def encode(self, nonce: int = 0, base: int | None = None) -> bytes:
+        """As stored in the segment's metadata WOR (``nonce`` makes it unique per begin;
+        ``base``: the first segment of the transactions' run, see :func:`.space.member_of`)."""
+        meta: dict[str, object] = {"app": "wormtx", "rms": list(self.rms),
+                                   "variant": self.variant, "nonce": nonce}
+        if base is not None:
+            meta["base"] = base
+        out: bytes = msgpack.packb(meta)
         return out
 
     @classmethod
@@ -375,7 +379,7 @@ class WormTX:
         """A segment at or above every used one: the one after the run of allocated segments
         from the base (:func:`.space.last_allocated`, a galloping search), so a fresh process
         needs O(log n) checks."""
-        last = await last_allocated(client, self.base)
+        last = await last_allocated(client, self.base, ours=member_of("wormtx", self.base))
         return self.base if last is None else last + 1
 
     async def begin(self, rms: list[str], variant: str, client: WormSpaceClient) -> TxInfo:
@@ -389,7 +393,7 @@ class WormTX:
             info = TxInfo(tx, tuple(rms), variant)
             # The nonce makes each attempt's metadata unique: alloc reports "ours won" when
             # the chosen value equals ours, so two identical allocs would both "win".
-            if await client.alloc(tx, info.encode(nonce=secrets.randbits(63))):
+            if await client.alloc(tx, info.encode(nonce=secrets.randbits(63), base=self.base)):
                 return info
         raise TxError("could not allocate a transaction segment in 64 tries")
 

@@ -215,6 +215,37 @@ def test_a_fresh_replica_learns_short_terms_in_one_round_trip_each(cluster):
     run(scenario())
 
 
+def test_kv_stores_at_nearby_bases_keep_to_their_own_segments(cluster):
+    """Two stores at custom bases 500 and 503: an election's search for the end of A's run
+    probes four segments ahead, into B's run. The segments' metadata (app and base) tells B's
+    from A's, so A elects itself at 502, not past B's segments (whose takeover would write
+    into B's log)."""
+
+    async def scenario():
+        for i in range(2):  # two short terms of A: segments 500 and 501
+            async with WormSpaceClient.from_file(cluster.path) as c:
+                await KVStore(c, f"A{i}", base=500).put(f"a{i}", b"A")
+        async with WormSpaceClient.from_file(cluster.path) as c:
+            await KVStore(c, "B0", base=503).put("b0", b"B")
+        assert leader_of(await c_check(cluster.path, 503)) == "B0"
+        async with WormSpaceClient.from_file(cluster.path) as c:
+            a = KVStore(c, "A2", base=500)
+            await a.put("a2", b"A")
+            assert a.paxos.segment == 502
+            assert await a.items() == {"a0": b"A", "a1": b"A", "a2": b"A"}
+        async with WormSpaceClient.from_file(cluster.path) as c:
+            b = KVStore(c, "B1", base=503)
+            await b.put("b1", b"B")
+            assert b.paxos.segment == 504
+            assert await b.items() == {"b0": b"B", "b1": b"B"}
+
+    async def c_check(path: str, segment: int) -> bytes | None:
+        async with WormSpaceClient.from_file(path) as c:
+            return await c.check(segment)
+
+    run(scenario())
+
+
 def test_kv_command_line(cluster):
     env = {**os.environ, "WORMSPACE_CLUSTER": cluster.path}
 

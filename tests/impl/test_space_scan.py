@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 
+import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from wormspace.impl.apps import KV_BASE, LOG_BASE, TX_BASE
-from wormspace.impl.apps.space import _PROBES, last_allocated, region_end
+from wormspace.impl.apps.space import _PROBES, last_allocated, member_of, region_end
 from wormspace.impl.net.client import Trimmed
 
 
@@ -21,8 +23,9 @@ class ScriptedSpace:
     trimmed ones, None for free ones. Counts checks and rounds of concurrent checks."""
 
     def __init__(self, allocated: set[int], trimmed: set[int] = frozenset(),  # type: ignore[assignment]
-                 grow_on_check: int = 0) -> None:
+                 grow_on_check: int = 0, metas: dict[int, bytes] | None = None) -> None:
         self.allocated = set(allocated)
+        self.metas = metas or {}
         self.trimmed = set(trimmed)
         self.grow_on_check = grow_on_check  # allocate this many more segments after each check
         self.checks = 0
@@ -42,7 +45,7 @@ class ScriptedSpace:
         if segment in self.trimmed:
             answer = None
         elif segment in self.allocated:
-            answer = b"meta"
+            answer = self.metas.get(segment, b"meta")
         else:
             answer = None
         for _ in range(self.grow_on_check):  # someone else allocates "last + 1" meanwhile
@@ -53,8 +56,9 @@ class ScriptedSpace:
         return answer
 
 
-def scan(space: ScriptedSpace, start: int, limit: int | None = -1) -> int | None:
-    return asyncio.run(last_allocated(space, start, limit))  # type: ignore[arg-type]
+def scan(space: ScriptedSpace, start: int, limit: int | None = -1,
+         ours: Callable[[bytes], bool] | None = None) -> int | None:
+    return asyncio.run(last_allocated(space, start, limit, ours))  # type: ignore[arg-type]
 
 
 def test_free_start_is_none() -> None:
@@ -140,6 +144,38 @@ def test_a_full_region_and_bad_starts() -> None:
         assert "limit" in str(exc)
     else:
         raise AssertionError("a start at the limit must be refused")
+
+
+def meta(app: str, base: int | None) -> bytes:
+    m: dict[str, object] = {"app": app, "nonce": 1}
+    if base is not None:
+        m["base"] = base
+    return msgpack.packb(m)  # type: ignore[no-any-return]
+
+
+def test_a_nearby_run_of_another_base_or_application_is_not_taken_for_ours() -> None:
+    """KV stores at custom bases 400 and 412: a probe of the first run's search lands in the
+    second run (10 segments, probes reach twice that). The metadata tells them apart."""
+    a, b = range(400, 410), range(412, 416)
+    metas = {s: meta("wormpaxos", 400) for s in a} | {s: meta("wormpaxos", 412) for s in b}
+    space = ScriptedSpace(set(a) | set(b), metas=metas)
+    assert scan(space, 400, limit=None) != 409  # without: the other run passes for ours
+    assert scan(space, 400, limit=None, ours=member_of("wormpaxos", 400)) == 409
+    assert scan(space, 412, limit=None, ours=member_of("wormpaxos", 412)) == 415
+    # Another application's segments right above: the same.
+    metas |= {s: meta("wormtx", 412) for s in b}
+    assert scan(ScriptedSpace(set(a) | set(b), metas=metas), 400, limit=None,
+                ours=member_of("wormpaxos", 400)) == 409
+
+
+def test_member_of_reads_the_metadata() -> None:
+    ours = member_of("wormlog", 7)
+    assert ours(meta("wormlog", 7)) is True
+    assert ours(meta("wormlog", 8)) is False  # the same application from another base
+    assert ours(meta("wormpaxos", 7)) is False  # another application
+    assert ours(meta("wormlog", None)) is True  # written before bases were recorded
+    assert ours(msgpack.packb({"leader": "x"})) is True  # no application named: cannot tell
+    assert ours(b"\xc1 not msgpack") is True and ours(b"bench") is True
 
 
 def test_custom_bases_farther_apart_than_twice_the_run() -> None:
