@@ -38,7 +38,14 @@ from ..net import wire
 from ..net.client import Capture, Trimmed, WormSpaceClient
 from ..net.framing import FrameDecoder, FrameError, MalformedPayload, encode_frame, envelopes
 from . import LOG_BASE
-from .space import capture_offsets, is_allocated, last_allocated, member_of, write_offsets
+from .space import (
+    app_meta,
+    capture_offsets,
+    is_allocated,
+    last_allocated,
+    member_of,
+    write_offsets,
+)
 
 log = logging.getLogger("wormspace.sequencer")
 
@@ -66,12 +73,8 @@ class TermMeta:
 
     def encode(self) -> bytes:
         """As stored in the segment's metadata WOR."""
-        meta: dict[str, object] = {"app": "wormlog", "seq": self.seq, "addr": self.addr,
-                                   "start": self.start, "from": self.frm, "nonce": self.nonce}
-        if self.base is not None:
-            meta["base"] = self.base
-        out: bytes = msgpack.packb(meta)
-        return out
+        return app_meta("wormlog", {"seq": self.seq, "addr": self.addr, "start": self.start,
+                                    "from": self.frm, "nonce": self.nonce}, self.base)
 
     @classmethod
     def decode(cls, meta: bytes | None) -> TermMeta | None:

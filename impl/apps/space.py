@@ -7,7 +7,7 @@ transactions), so "the last allocated segment" is found by a galloping search up
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import msgpack
 
@@ -18,10 +18,17 @@ from . import KV_BASE, LOG_BASE, TX_BASE
 
 async def is_allocated(client: WormSpaceClient, segment: int) -> bool:
     """Whether ``segment`` was allocated (a trimmed segment was, so it counts)."""
-    try:
-        return await client.check(segment) is not None
-    except Trimmed:
-        return True
+    return await _in_run(client, segment, None)
+
+
+def app_meta(app: str, fields: Mapping[str, object], base: int | None) -> bytes:
+    """A segment's metadata as an application writes it: ``{"app": app, **fields, "base":
+    base}`` in msgpack (no ``base`` key if None); :func:`member_of` reads it back."""
+    meta: dict[str, object] = {"app": app, **fields}
+    if base is not None:
+        meta["base"] = base
+    out: bytes = msgpack.packb(meta)
+    return out
 
 
 def member_of(app: str, base: int) -> Callable[[bytes], bool]:

@@ -57,7 +57,14 @@ from ..core.ops import Outcome
 from ..net.client import Capture, WormSpaceClient, error_result, traced
 from ..trace import Recorder, plain
 from . import KV_BASE
-from .space import capture_offsets, is_allocated, last_allocated, member_of, write_offsets
+from .space import (
+    app_meta,
+    capture_offsets,
+    is_allocated,
+    last_allocated,
+    member_of,
+    write_offsets,
+)
 
 log = logging.getLogger("wormspace.wormpaxos")
 
@@ -168,11 +175,7 @@ def leader_meta(node_id: str, nonce: int, base: int | None = None) -> bytes:
     equals ours, so two contenders with the same name must not write equal metadata. ``base``:
     the log's first segment, which tells this log's segments from another's (see
     :func:`.space.member_of`)."""
-    meta: dict[str, object] = {"app": "wormpaxos", "leader": node_id, "nonce": nonce}
-    if base is not None:
-        meta["base"] = base
-    out: bytes = msgpack.packb(meta)
-    return out
+    return app_meta("wormpaxos", {"leader": node_id, "nonce": nonce}, base)
 
 
 def leader_of(meta: bytes | None) -> str | None:

@@ -46,7 +46,7 @@ from ..net.client import Capture, Listener, WormSpaceClient, error_result
 from ..storage.log import LogError, RecordLog
 from ..trace import OFF, Recorder, plain
 from . import TX_BASE
-from .space import last_allocated, member_of
+from .space import app_meta, last_allocated, member_of
 
 log = logging.getLogger("wormspace.wormtx")
 
@@ -79,12 +79,8 @@ class TxInfo:
     def encode(self, nonce: int = 0, base: int | None = None) -> bytes:
         """As stored in the segment's metadata WOR (``nonce`` makes it unique per begin;
         ``base``: the first segment of the transactions' run, see :func:`.space.member_of`)."""
-        meta: dict[str, object] = {"app": "wormtx", "rms": list(self.rms),
-                                   "variant": self.variant, "nonce": nonce}
-        if base is not None:
-            meta["base"] = base
-        out: bytes = msgpack.packb(meta)
-        return out
+        return app_meta("wormtx", {"rms": list(self.rms), "variant": self.variant,
+                                   "nonce": nonce}, base)
 
     @classmethod
     def decode(cls, tx: int, meta: bytes | None) -> TxInfo | None:
