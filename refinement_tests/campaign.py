@@ -316,16 +316,18 @@ class _Run:
 
     async def inject(self) -> None:
         """Fault episodes until :meth:`quiesce`: one at a time, each healed before the next
-        (``split`` and ``stall`` are the workloads' instead)."""
+        (``split`` and ``stall`` are the workloads' instead). The first begins at once: a
+        short workload may be over before a pause of even 0.05 s, and would then have run
+        with no fault at all."""
         kinds = [k for k in self.o.faults if k not in ("split", "stall")]
         if not kinds:
             return
         while not self._stop.is_set():
-            if await self._sleep(self.rng.uniform(0.05, 0.25)):
-                return
             kind = self.rng.choice(kinds)
             async with self.fault_lock:
                 await self._episode(kind, self.rng.uniform(0.2, 0.6))
+            if await self._sleep(self.rng.uniform(0.05, 0.25)):
+                return
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep; True if the run is quiescing."""
